@@ -1,0 +1,15 @@
+"""Artifact types the custom components add to ML Metadata."""
+from tfx.types.artifact import Artifact
+
+
+class RejectedRecords(Artifact):
+    """Catalog rows the ingest could not use (rejected.csv) and row warnings (warnings.csv),
+    each with its row number and reason, plus counts.json."""
+
+    TYPE_NAME = "RejectedRecords"
+
+
+class CategoryTaxonomy(Artifact):
+    """taxonomy.json: the tree of category paths built from the training split."""
+
+    TYPE_NAME = "CategoryTaxonomy"

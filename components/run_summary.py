@@ -1,0 +1,101 @@
+"""The short summary a person reads after `pipeline.py run`, taken from ML Metadata.
+
+Everything printed comes from the artifacts the run recorded (row counts, metrics,
+blessing, push), so the summary cannot disagree with what the pipeline did.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from schema.config import PipelineConfig
+
+
+def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+    conn = metadata_store_pb2.ConnectionConfig()
+    conn.sqlite.filename_uri = config.metadata_path
+    conn.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(conn)
+
+
+def newest(store: metadata_store.MetadataStore, type_name: str,
+           having: Optional[str] = None) -> Optional[metadata_store_pb2.Artifact]:
+    """The newest live artifact of a type (optionally: one carrying custom property `having`)."""
+    try:
+        artifacts = store.get_artifacts_by_type(type_name)
+    except Exception:  # type not registered yet
+        return None
+    live = [a for a in artifacts if a.state == metadata_store_pb2.Artifact.LIVE
+            and (having is None or having in a.custom_properties)]
+    return max(live, key=lambda a: a.id) if live else None
+
+
+def prop(artifact: Optional[metadata_store_pb2.Artifact], name: str, default: Any = None) -> Any:
+    if artifact is None or name not in artifact.custom_properties:
+        return default
+    value = artifact.custom_properties[name]
+    which = value.WhichOneof("value")
+    return getattr(value, which) if which else default
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """{model name: {metric: value}} for the overall slice."""
+    import tensorflow_model_analysis as tfma
+
+    out: dict[str, dict[str, float]] = {}
+    for record in tfma.load_metrics(evaluation_uri):
+        if record.slice_key.single_slice_keys:
+            continue
+        for kv in record.metric_keys_and_values:
+            value = kv.value.double_value.value if kv.value.HasField("double_value") else None
+            if value is None or kv.key.is_diff:
+                continue
+            out.setdefault(kv.key.model_name or "candidate", {})[kv.key.name] = value
+    return out
+
+
+def print_summary(config: PipelineConfig) -> dict[str, Any]:
+    store = _store(config)
+    examples = newest(store, "Examples", having="rows_ingested")  # the ingest's, not Transform's
+    rejected = newest(store, "RejectedRecords")
+    taxonomy = newest(store, "CategoryTaxonomy")
+    model = newest(store, "Model")
+    evaluation = newest(store, "ModelEvaluation")
+    blessing = newest(store, "ModelBlessing")
+    pushed = newest(store, "PushedModel")
+    summary = {
+        "rows_ingested": prop(rejected, "rows_ingested"),
+        "rows_rejected": prop(rejected, "rows_rejected"),
+        "image_warnings": prop(rejected, "image_warnings"),
+        "blessed": bool(prop(blessing, "blessed", 0)),
+        "pushed": bool(prop(pushed, "pushed", 0)),
+        "pushed_to": prop(pushed, "pushed_destination", ""),
+        "metrics": overall_metrics(evaluation.uri) if evaluation else {},
+    }
+    print("\n=== Run summary:", config.pipeline_name, "===")
+    print(f"rows ingested: {summary['rows_ingested']}, rejected: {summary['rows_rejected']}, "
+          f"image warnings: {summary['image_warnings']}")
+    if rejected is not None:
+        print(f"  rejected rows and reasons: {os.path.join(rejected.uri, 'rejected.csv')}")
+    if taxonomy is not None:
+        print(f"taxonomy: {prop(taxonomy, 'summary', '')}  ({taxonomy.uri})")
+    for model_name, values in sorted(summary["metrics"].items()):
+        shown = ", ".join(
+            f"{k}={v:.4f}" for k, v in sorted(values.items())
+            if not math.isnan(v) and (k.startswith(("accuracy_level", "hierarchical_f1", "coverage", "leaf_accuracy")))
+        )
+        print(f"metrics [{model_name}]: {shown}")
+    print(f"blessed: {summary['blessed']}   pushed: {summary['pushed']}"
+          + (f" -> {summary['pushed_to']}" if summary["pushed"] else ""))
+    print("outputs:")
+    for label, artifact in (("examples", examples), ("model", model), ("evaluation (TFMA)", evaluation),
+                            ("blessing", blessing)):
+        if artifact is not None:
+            print(f"  {label}: {artifact.uri}")
+    print(f"  metadata: {config.metadata_path}")
+    print(f"  serving: {config.push_dir}")
+    return summary

@@ -1,0 +1,1 @@
+"""TFMA metrics, the eval config with its thresholds, and review reports."""

@@ -1,0 +1,226 @@
+"""The product categorisation pipeline: wiring and command line, no model or data logic.
+
+    python pipeline.py run --catalog DIR --spec NAME_OR_FILE [--pipeline-root DIR]
+                           [--serving-dir DIR] [--max-rows N]
+    python pipeline.py categorize --catalog DIR_OR_CSV --spec NAME_OR_FILE --output FILE.csv
+                           [--model DIR] [--no-threshold]
+"""
+from __future__ import annotations
+
+import os
+
+# Keras 2 (tf_keras) for TFMA 0.47 and MultiWorkerMirroredStrategy; before any TF import.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from schema.config import DEFAULT_CATALOG, PipelineConfig  # noqa: E402
+
+
+def create_pipeline(config: PipelineConfig):
+    """Builds the TFX pipeline; the local and Kubeflow runners both call this."""
+    import tensorflow_model_analysis as tfma  # noqa: F401  (registers TFMA protos)
+    from tfx import v1 as tfx
+    from tfx.components import Pusher, SchemaGen, StatisticsGen
+    from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+    from tfx.components import Evaluator
+    from tfx.dsl.components.common import resolver
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+    from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
+    from tfx.types import Channel, standard_artifacts
+
+    from components.catalog_example_gen.component import CatalogExampleGen
+    from components.strict_example_validator.component import StrictExampleValidator
+    from components.taxonomy_aware.component import TaxonomyTrainer, TaxonomyTransform
+    from components.taxonomy_gen.component import TaxonomyGen
+    from evaluator.eval_config import Gate, build_eval_config
+    from trainer.preprocessing import HASH_BUCKETS_CONFIG
+    from trainer.presets import get_preset
+    from trainer.run import TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS
+
+    spec = config.spec
+    preset = get_preset(config.preset)
+
+    example_gen = CatalogExampleGen(config.catalog_dir, spec, max_rows=config.max_rows)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    if spec.schema_path and spec.schema_path.exists():
+        schema_gen = ImportSchemaGen(schema_file=str(spec.schema_path))
+    else:
+        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    taxonomy_gen = TaxonomyGen(
+        examples=example_gen.outputs["examples"],
+        max_depth=spec.max_depth,
+        min_count=spec.min_products_per_category,
+    )
+    transform = TaxonomyTransform(
+        taxonomy=taxonomy_gen.outputs["taxonomy"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
+        custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets},
+    )
+    transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
+
+    def trainer(baseline: bool):
+        return TaxonomyTrainer(
+            taxonomy=taxonomy_gen.outputs["taxonomy"],
+            run_fn="trainer.run.run_fn",
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            eval_args=trainer_pb2.EvalArgs(splits=["calibration"]),
+            custom_config={
+                TRAIN_CONFIG_PRESET: preset.to_dict(),
+                TRAIN_CONFIG_BASELINE: baseline,
+                TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
+            },
+        )
+
+    model_trainer = trainer(baseline=False)
+    latest_blessed = resolver.Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    gate = Gate(
+        min_hierarchical_f1=config.min_hierarchical_f1,
+        min_leaf_accuracy=config.min_leaf_accuracy,
+        f1_margin_over_baseline=config.f1_margin_over_baseline,
+        coverage_tolerance=config.coverage_tolerance,
+        slice_tolerance=config.slice_tolerance,
+    )
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=model_trainer.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        eval_config=build_eval_config(spec, spec.max_depth, gate, with_baseline=True),
+        example_splits=["eval"],
+    )
+    pusher = Pusher(
+        model=model_trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.push_dir)
+        ),
+    )
+    components = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        taxonomy_gen,
+        transform,
+        model_trainer,
+        latest_blessed,
+        evaluator,
+        pusher,
+    ]
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        beam_pipeline_args=list(config.beam_args),
+    )
+
+
+def run_local(config: PipelineConfig) -> None:
+    from tfx import v1 as tfx
+
+    from components.run_summary import print_summary
+
+    print(f"Running pipeline {config.pipeline_name} on {config.catalog_dir}", flush=True)
+    print(f"  pipeline root: {config.pipeline_root}", flush=True)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    print_summary(config)
+
+
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", default=None, help="catalog folder (default: ../shared/datasets/fashion or a demo)")
+    parser.add_argument("--spec", default="fashion", help="catalog spec name in schema/catalogs or a spec file")
+    parser.add_argument("--pipeline-root", default=None)
+    parser.add_argument("--serving-dir", default=None)
+    parser.add_argument("--max-rows", type=int, default=None, help="read only the first N rows (development)")
+    parser.add_argument("--preset", default=os.environ.get("MODEL_PRESET", "default"),
+                        help="model size preset: small, default or large")
+    parser.add_argument("--min-hf1", type=float, default=0.5, help="absolute floor on hierarchical F1")
+    parser.add_argument("--f1-margin", type=float, default=0.0, help="candidate must beat the baseline's hF1 by this")
+    parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+
+def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    catalog = args.catalog
+    if catalog is None:
+        if DEFAULT_CATALOG.exists():
+            catalog = str(DEFAULT_CATALOG)
+        else:
+            from tests.fixtures.demo_catalog import write_demo_catalog
+
+            catalog = str(write_demo_catalog(PROJECT_ROOT / "outputs" / "demo_catalog"))
+            print(f"../shared/datasets is missing: using the generated demo catalog {catalog}")
+    return PipelineConfig.local(
+        catalog,
+        args.spec,
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir,
+        max_rows=args.max_rows,
+        preset=args.preset,
+        min_hierarchical_f1=args.min_hf1,
+        f1_margin_over_baseline=args.f1_margin,
+        shuffle_labels=args.shuffle_labels,
+        enable_cache=not args.no_cache,
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the whole pipeline with LocalDagRunner")
+    _add_run_args(run)
+    cat = sub.add_parser("categorize", help="categorise a catalog with a pushed model")
+    cat.add_argument("--catalog", required=True, help="catalog folder or CSV file")
+    cat.add_argument("--spec", required=True)
+    cat.add_argument("--output", required=True)
+    cat.add_argument("--model", default=None, help="model folder (default: newest pushed model of the spec)")
+    cat.add_argument("--serving-dir", default=None)
+    cat.add_argument("--no-threshold", action="store_true", help="return the full decoded path for every product")
+    cat.add_argument("--batch-size", type=int, default=512)
+    args = parser.parse_args(argv)
+
+    from schema.catalog_reader import CatalogError
+    from schema.catalog_spec import SpecError
+
+    try:
+        if args.command == "run":
+            run_local(_config_from_args(args))
+        elif args.command == "categorize":
+            from trainer.categorize import categorize
+
+            categorize(args.catalog, args.spec, args.output, model_dir=args.model,
+                       serving_dir=args.serving_dir, use_thresholds=not args.no_threshold,
+                       batch_size=args.batch_size)
+    except (SpecError, CatalogError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

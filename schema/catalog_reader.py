@@ -1,0 +1,254 @@
+"""Reads a merchant catalog CSV through its spec into clean product records.
+
+Shared by the ingest component and by `categorize`, so a row is parsed and cleaned the
+same way when the model is trained and when it is used. Nothing is dropped silently:
+every data row comes out either as a `Product` or as a `Rejected` with its row number
+and the reason, and image problems that do not cost the row come out as warnings.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from schema.catalog_spec import CatalogSpec
+
+# Titles are truncated, not rejected, past this many characters (a 100 KB title is a
+# merchant's copy-paste accident, not a reason to lose the product).
+MAX_TEXT_CHARS = 2000
+# Decompression-bomb guard: more pixels than this and the image is refused.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
+_WHITESPACE = re.compile(r"\s+")
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+class CatalogError(ValueError):
+    """The catalog file as a whole cannot be read; the message names the file."""
+
+
+@dataclasses.dataclass
+class Product:
+    row_number: int
+    id: str
+    title: str
+    description: str
+    image_path: str  # relative to the catalog folder, "" when none
+    levels: list[str]  # cleaned category path, [] when the catalog has no label
+    attributes: dict[str, str]
+
+    @property
+    def category_path(self) -> str:
+        from schema.features import PATH_SEPARATOR
+
+        return PATH_SEPARATOR.join(self.levels)
+
+
+@dataclasses.dataclass
+class Rejected:
+    row_number: int
+    id: str
+    reason: str
+
+
+Row = Union[Product, Rejected]
+
+
+def clean_text(value: str) -> str:
+    """Removes control and bidi-override characters and folds whitespace."""
+    value = _CONTROL_CHARS.sub(" ", value)
+    value = _WHITESPACE.sub(" ", value).strip()
+    return value[:MAX_TEXT_CHARS]
+
+
+def clean_path(spec: CatalogSpec, row: dict[str, str]) -> list[str]:
+    """Returns the category levels of a row, cleaned by the spec's rules.
+
+    Raises ValueError with a readable reason when the label cannot be used.
+    """
+    label = spec.label
+    if label.columns:
+        levels = [clean_text(row.get(col, "") or "") for col in label.columns]
+    else:
+        raw = (row.get(label.path_column or "", "") or "").strip()
+        if label.encoding == "json_list" and raw:
+            try:
+                decoded = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValueError(f"label column {label.path_column!r} is not a JSON list: {raw[:80]!r}")
+            if not isinstance(decoded, list) or not all(isinstance(x, str) for x in decoded):
+                raise ValueError(f"label column {label.path_column!r} is not a JSON list of strings")
+            raw = decoded[0] if decoded else ""
+        levels = [clean_text(part) for part in raw.split(label.separator)] if raw else []
+    while levels and not levels[-1]:
+        levels.pop()
+    if not levels:
+        raise ValueError("no category")
+    if "" in levels:
+        raise ValueError(f"empty level {levels.index('') + 1} in category path {levels!r}")
+    if label.drop_last_level_min_depth is not None and len(levels) >= label.drop_last_level_min_depth:
+        levels = levels[:-1]
+    return levels[: spec.max_depth]
+
+
+def _decode_row(values: list[str]) -> Optional[str]:
+    """Returns a reason when the row holds bytes that were not UTF-8."""
+    for value in values:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "non-UTF-8 bytes in row"
+    return None
+
+
+def read_catalog(
+    csv_path: Union[str, os.PathLike],
+    spec: CatalogSpec,
+    *,
+    require_label: bool = True,
+    max_rows: Optional[int] = None,
+) -> Iterator[Row]:
+    """Yields one Product or Rejected per data row, in file order.
+
+    `require_label=False` serves `categorize`, where new products have no category yet.
+    """
+    path = Path(csv_path)
+    try:
+        handle = open(path, "r", encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as err:
+        raise CatalogError(f"{path}: cannot open catalog: {err}") from err
+    with handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise CatalogError(f"{path}: the file is empty (no header row)")
+        except csv.Error as err:
+            raise CatalogError(f"{path}: cannot parse the header row: {err}") from err
+        header = [clean_text(h) for h in header]
+        if header and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]
+        needed = [c for c in spec.required_columns if require_label or c not in _label_columns(spec)]
+        missing = [c for c in needed if c not in header]
+        if missing:
+            raise CatalogError(
+                f"{path}: header lacks column(s) {missing} that spec {spec.name!r} needs; header is {header}"
+            )
+        seen_ids: dict[str, int] = {}
+        yielded = 0
+        while max_rows is None or yielded < max_rows:
+            row_number = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                yield Rejected(row_number, "", f"unparseable CSV ({err}); check for unbalanced quotes")
+                yielded += 1
+                continue
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue  # a blank line is not a record
+            yielded += 1
+            yield _parse_row(spec, header, values, row_number, seen_ids, require_label)
+
+
+def _label_columns(spec: CatalogSpec) -> set[str]:
+    cols = set(spec.label.columns)
+    if spec.label.path_column:
+        cols.add(spec.label.path_column)
+    return cols
+
+
+def _parse_row(
+    spec: CatalogSpec,
+    header: list[str],
+    values: list[str],
+    row_number: int,
+    seen_ids: dict[str, int],
+    require_label: bool,
+) -> Row:
+    if len(values) != len(header):
+        first = clean_text(values[0]) if values else ""
+        return Rejected(row_number, first, f"has {len(values)} columns, header has {len(header)}")
+    bad = _decode_row(values)
+    row = dict(zip(header, values))
+    product_id = clean_text(row.get(spec.id_column, "") or "")
+    if bad:
+        return Rejected(row_number, product_id.encode("utf-8", "replace").decode("utf-8"), bad)
+    if not product_id:
+        return Rejected(row_number, "", f"empty id column {spec.id_column!r}")
+    if product_id in seen_ids:
+        return Rejected(row_number, product_id, f"duplicate id (first seen at row {seen_ids[product_id]})")
+    seen_ids[product_id] = row_number
+    title = clean_text(row.get(spec.title_column, "") or "")
+    description = clean_text(" ".join(row.get(c, "") or "" for c in spec.description_columns))
+    image_path = (row.get(spec.image_column, "") or "").strip() if spec.image_column else ""
+    if not title and not description and not image_path:
+        return Rejected(row_number, product_id, "no title, description or image")
+    levels: list[str] = []
+    if require_label:
+        try:
+            levels = clean_path(spec, row)
+        except ValueError as err:
+            return Rejected(row_number, product_id, str(err))
+    attributes = {a: clean_text(row.get(a, "") or "") for a in spec.attribute_columns}
+    return Product(row_number, product_id, title, description, image_path, levels, attributes)
+
+
+def resolve_image(catalog_dir: Union[str, os.PathLike], relative: str) -> Path:
+    """Resolves an image path inside the catalog folder; refuses anything that escapes it."""
+    if not relative:
+        raise ValueError("no image path")
+    if os.path.isabs(relative) or relative.startswith(("/", "\\")):
+        raise ValueError(f"image path {relative!r} is absolute; it must be relative to the catalog")
+    root = Path(catalog_dir).resolve()
+    target = (root / relative).resolve()
+    if root != target and root not in target.parents:
+        raise ValueError(f"image path {relative!r} escapes the catalog folder")
+    return target
+
+
+def load_image_bytes(catalog_dir: Union[str, os.PathLike], relative: str) -> bytes:
+    """Reads and checks an image; raises ValueError with the reason when it is unusable.
+
+    The bytes are kept encoded: pixels are decoded only where a model needs them.
+    """
+    from PIL import Image
+
+    target = resolve_image(catalog_dir, relative)
+    if not target.is_file():
+        raise ValueError(f"image file {relative!r} not found")
+    size = target.stat().st_size
+    if size == 0:
+        raise ValueError(f"image file {relative!r} is empty")
+    if size > MAX_IMAGE_BYTES:
+        raise ValueError(f"image file {relative!r} is {size} bytes, over {MAX_IMAGE_BYTES}")
+    data = target.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"image {relative!r} has {width}x{height} pixels, over the limit")
+            img.verify()
+    except ValueError:
+        raise
+    except Exception as err:  # PIL raises many types for corrupt data
+        raise ValueError(f"image {relative!r} cannot be decoded: {type(err).__name__}: {err}") from err
+    return data
+
+
+def catalog_csv_path(catalog: Union[str, os.PathLike], spec: CatalogSpec) -> tuple[Path, Path]:
+    """Returns (csv file, folder images are relative to) for a catalog folder or CSV path."""
+    path = Path(catalog)
+    if path.is_dir():
+        return path / spec.csv_file, path
+    return path, path.parent

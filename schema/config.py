@@ -1,0 +1,72 @@
+"""PipelineConfig: the one typed object that configures a run, local or on a cluster.
+
+Filled from CLI flags and environment variables by `pipeline.py`, passed whole to
+`create_pipeline`, so the local runner and the Kubeflow runner build the same pipeline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Optional
+
+from schema.catalog_spec import CatalogSpec, load_spec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+DEFAULT_CATALOG = DEFAULT_DATASETS / "fashion"
+
+# Beam on the DirectRunner: see BENCHMARKS.md for the measurement behind the default.
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    catalog_dir: str
+    spec: CatalogSpec
+    pipeline_root: str
+    serving_dir: str
+    max_rows: Optional[int] = None
+    preset: str = "default"
+    train_workers: int = 1
+    beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    # Gating (see evaluator/eval_config.py Gate).
+    min_hierarchical_f1: float = 0.5
+    min_leaf_accuracy: float = 0.3
+    f1_margin_over_baseline: float = 0.0
+    coverage_tolerance: float = 0.0
+    slice_tolerance: float = 0.05
+    shuffle_labels: bool = False  # trains a deliberately broken candidate (gating tests)
+    enable_cache: bool = True
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"categorize-{self.spec.name}"
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.pipeline_root, "metadata.sqlite")
+
+    @property
+    def push_dir(self) -> str:
+        return os.path.join(self.serving_dir, self.spec.name)
+
+    @classmethod
+    def local(
+        cls,
+        catalog_dir: str | os.PathLike,
+        spec_name: str,
+        pipeline_root: Optional[str] = None,
+        serving_dir: Optional[str] = None,
+        **kwargs,
+    ) -> "PipelineConfig":
+        spec = load_spec(spec_name)
+        root = pipeline_root or str(PROJECT_ROOT / "pipelines" / spec.name)
+        serving = serving_dir or str(PROJECT_ROOT / "serving")
+        return cls(
+            catalog_dir=str(Path(catalog_dir).resolve()),
+            spec=spec,
+            pipeline_root=str(Path(root).resolve()),
+            serving_dir=str(Path(serving).resolve()),
+            **kwargs,
+        )

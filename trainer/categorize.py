@@ -1,0 +1,134 @@
+"""`categorize`: a thin client of the pushed model's serving signature.
+
+Rows are read and encoded by the same code as ingest (`schema.catalog_reader`,
+`schema.examples`), so a product is seen the same way in training and here. One output
+row per input row, in input order: rejected rows get an empty path and the reason.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from schema import features
+from schema.catalog_reader import Product, Rejected, catalog_csv_path, load_image_bytes, read_catalog
+from schema.catalog_spec import CatalogSpec, load_spec
+from schema.config import PROJECT_ROOT
+
+OUTPUT_COLUMNS = ("id", "category_path", "confidence", "depth", "reason")
+REASON_ABSTAINED = "confidence below the top-level threshold"
+
+
+def newest_model(serving_dir: str | os.PathLike, spec_name: str) -> Path:
+    """The newest complete version under serving/<spec>/ (versions are numeric names;
+    a version is complete once its saved_model.pb is in place)."""
+    base = Path(serving_dir) / spec_name
+    versions = sorted(
+        (p for p in base.glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()),
+        key=lambda p: int(p.name),
+    )
+    if not versions:
+        raise FileNotFoundError(f"no pushed model under {base}: run `python pipeline.py run` first or pass --model")
+    return versions[-1]
+
+
+class Categorizer:
+    """Loads a serving model once and categorises batches of products."""
+
+    def __init__(self, model_dir: str | os.PathLike):
+        import tensorflow as tf
+
+        self.model_dir = str(model_dir)
+        self._model = tf.saved_model.load(self.model_dir)
+        self._serve = self._model.signatures["serving_default"]
+
+    def predict(self, serialized: list[bytes]) -> dict:
+        import tensorflow as tf
+
+        out = self._serve(examples=tf.constant(serialized))
+        return {k: v.numpy() for k, v in out.items()}
+
+
+def _batches(rows: Iterator, size: int) -> Iterator[list]:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def categorize(
+    catalog: str,
+    spec_name: str,
+    output: str,
+    model_dir: Optional[str] = None,
+    serving_dir: Optional[str] = None,
+    use_thresholds: bool = True,
+    batch_size: int = 512,
+) -> dict:
+    from schema.examples import product_to_example
+
+    spec: CatalogSpec = load_spec(spec_name)
+    csv_path, image_root = catalog_csv_path(catalog, spec)
+    if not csv_path.exists():
+        raise FileNotFoundError(f"catalog file {csv_path} not found")
+    model_path = Path(model_dir) if model_dir else newest_model(serving_dir or PROJECT_ROOT / "serving", spec.name)
+    start = time.time()
+    categorizer = Categorizer(model_path)
+    print(f"loaded model {model_path} in {time.time() - start:.1f}s", file=sys.stderr, flush=True)
+    path_key = features.OUT_PATH if use_thresholds else features.OUT_FULL_PATH
+    conf_key = features.OUT_CONFIDENCE if use_thresholds else features.OUT_FULL_CONFIDENCE
+    depth_key = features.OUT_DEPTH if use_thresholds else "full_depth"
+    counts = {"rows": 0, "categorized": 0, "abstained": 0, "rejected": 0}
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(OUTPUT_COLUMNS)
+        for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
+            requests, slots = [], []
+            results: list[Optional[list]] = [None] * len(batch)
+            for i, row in enumerate(batch):
+                if isinstance(row, Rejected):
+                    results[i] = [row.id, "", "", 0, f"rejected: {row.reason}"]
+                    continue
+                assert isinstance(row, Product)
+                image = None
+                if row.image_path:
+                    try:
+                        image = load_image_bytes(image_root, row.image_path)
+                    except ValueError as err:
+                        if not row.title and not row.description:
+                            results[i] = [row.id, "", "", 0, f"rejected: no title and unusable image: {err}"]
+                            continue
+                requests.append(product_to_example(row, spec, image).SerializeToString())
+                slots.append(i)
+            if requests:
+                out = categorizer.predict(requests)
+                for j, i in enumerate(slots):
+                    path = out[path_key][j].decode("utf-8")
+                    conf = float(out[conf_key][j])
+                    reason = "" if path else REASON_ABSTAINED
+                    results[i] = [batch[i].id, path, f"{conf:.4f}" if path else "", int(out[depth_key][j]), reason]
+            for result in results:
+                writer.writerow(result)
+                counts["rows"] += 1
+                if result[4].startswith("rejected"):
+                    counts["rejected"] += 1
+                elif result[1]:
+                    counts["categorized"] += 1
+                else:
+                    counts["abstained"] += 1
+            print(f"  {counts['rows']} rows categorised", file=sys.stderr, flush=True)
+    elapsed = time.time() - start
+    print(
+        f"wrote {output}: {counts['rows']} rows, {counts['categorized']} with a path, "
+        f"{counts['abstained']} abstained, {counts['rejected']} rejected ({elapsed:.1f}s)",
+        flush=True,
+    )
+    return counts

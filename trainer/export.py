@@ -1,0 +1,80 @@
+"""Exports the serving model: raw tf.Examples in, the decoded category path out.
+
+One export for the candidate and the baseline, so TFMA and `categorize` read the same
+outputs from both. The transform graph travels inside (the tft layer), and so do the
+taxonomy's class names and the per-node thresholds.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from schema import features
+from schema.taxonomy import Taxonomy
+from trainer.model import HierarchicalClassifier, class_tables, decode_outputs, threshold_tables
+
+ASSETS_TAXONOMY = "taxonomy.json"
+ASSETS_THRESHOLDS = "thresholds.json"
+ASSETS_INFO = "model_info.json"
+
+# Raw features a caller must send; labels and slicing attributes are not model inputs.
+SERVING_INPUTS = (features.TITLE, features.DESCRIPTION, features.HAS_IMAGE, features.IMAGE,
+                  features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING)
+
+
+def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
+    raw = tft_output.raw_feature_spec()
+    return {k: v for k, v in raw.items() if k in SERVING_INPUTS}
+
+
+class ServingModule(tf.Module):
+    def __init__(self, model: HierarchicalClassifier, tft_output: tft.TFTransformOutput,
+                 taxonomy: Taxonomy, thresholds: Optional[dict], beam_width: int):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        self._feature_spec = serving_feature_spec(tft_output)
+        self._classes = class_tables(taxonomy)
+        self._thresholds = threshold_tables(taxonomy, thresholds)
+        self._beam_width = beam_width
+
+    def predict_transformed(self, transformed: dict) -> dict:
+        ids, conf = self.model.beam_search(transformed, self._beam_width)
+        return decode_outputs(ids, conf, self._classes, self._thresholds)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples: tf.Tensor) -> dict:
+        raw = tf.io.parse_example(examples, self._feature_spec)
+        transformed = self.tft_layer(raw)
+        return self.predict_transformed(transformed)
+
+
+def export_serving_model(
+    model: HierarchicalClassifier,
+    tft_output: tft.TFTransformOutput,
+    taxonomy: Taxonomy,
+    thresholds: Optional[dict],
+    beam_width: int,
+    export_dir: str,
+    info: dict,
+) -> None:
+    module = ServingModule(model, tft_output, taxonomy, thresholds, beam_width)
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    assets = os.path.join(export_dir, "assets.extra")
+    tf.io.gfile.makedirs(assets)
+    for name, payload in (
+        (ASSETS_TAXONOMY, taxonomy.to_dict()),
+        (ASSETS_THRESHOLDS, thresholds or {}),
+        (ASSETS_INFO, info),
+    ):
+        with tf.io.gfile.GFile(os.path.join(assets, name), "w") as handle:
+            handle.write(json.dumps(payload, ensure_ascii=False, indent=1))
+
+
+def read_asset(model_dir: str, name: str) -> Any:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "assets.extra", name)) as handle:
+        return json.loads(handle.read())

@@ -1,0 +1,47 @@
+"""Model presets: the size knobs of the model and of training, in one place.
+
+`small` keeps the test suite fast on 2 cores, `default` is what `make run` trains, `large`
+is sized for a data-parallel cluster run (see kubeflow/). Text hashing sizes are shared
+with preprocessing_fn, which produces the ids the model embeds.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    hash_buckets: int = 2**18  # word and character n-gram ids (preprocessing_fn hashes into these)
+    token_dim: int = 64  # learned n-gram embedding width
+    hidden_units: int = 256  # shared fused representation
+    head_units: int = 128  # per-level head, after the parent embedding is joined
+    parent_dim: int = 32
+    dropout: float = 0.2
+    modality_dropout: float = 0.15  # chance to blank a whole modality in training
+    epochs: int = 6
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    beam_width: int = 5
+    baseline_epochs: int = 4  # the linear bag-of-words baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    "small": ModelPreset("small", hash_buckets=2**15, token_dim=32, hidden_units=96, head_units=64,
+                         parent_dim=16, epochs=4, batch_size=64, beam_width=3, baseline_epochs=3),
+    "default": ModelPreset("default"),
+    "large": ModelPreset("large", hash_buckets=2**21, token_dim=128, hidden_units=1024, head_units=512,
+                         parent_dim=64, epochs=20, batch_size=1024, beam_width=8),
+}
+
+
+def get_preset(name_or_dict: str | dict[str, Any]) -> ModelPreset:
+    if isinstance(name_or_dict, dict):
+        return ModelPreset(**name_or_dict)
+    if name_or_dict not in PRESETS:
+        raise ValueError(f"unknown model preset {name_or_dict!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name_or_dict]

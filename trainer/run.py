@@ -1,0 +1,126 @@
+"""run_fn for the TFX Trainer: the hierarchical model, or with `baseline` the linear one.
+
+The strategy is created first (collective ops must be configured before any other TF
+op), every worker runs the same number of steps over DATA-sharded input, and only the
+chief writes the serving model; other workers save to a scratch directory.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from trainer import distribution  # noqa: E402  (no TF op before the strategy)
+
+import math  # noqa: E402
+import tempfile  # noqa: E402
+from typing import Any  # noqa: E402
+
+from absl import logging  # noqa: E402
+
+TRAIN_CONFIG_PRESET = "preset"
+TRAIN_CONFIG_BASELINE = "baseline"
+TRAIN_CONFIG_SHUFFLE_LABELS = "shuffle_labels"  # deliberately broken model, for gating tests
+
+
+def _count_records(files: list[str]) -> int:
+    import tensorflow as tf
+
+    paths = [p for pattern in files for p in tf.io.gfile.glob(pattern)]
+    dataset = tf.data.TFRecordDataset(paths, compression_type="GZIP")
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False):
+    import tensorflow as tf
+    from tfx_bsl.public import tfxio
+
+    from schema import features
+
+    ds = data_accessor.tf_dataset_factory(
+        files,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=True, shuffle_seed=7),
+        tft_output.transformed_metadata.schema,
+    )
+
+    def split(batch):
+        labels, weights = {}, {}
+        for k in range(1, depth + 1):
+            ids = batch[features.label_id_feature(k)]
+            if shuffle_labels:
+                ids = tf.random.shuffle(ids, seed=k)
+            labels[f"level_{k}"] = tf.maximum(ids, 0)
+            weights[f"level_{k}"] = batch[features.label_mask_feature(k)]
+        return batch, labels, weights
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.map(split).with_options(options)
+
+
+def run_fn(fn_args: Any) -> None:
+    strategy = distribution.make_strategy()
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from components.taxonomy_aware.executor import taxonomy_uri
+    from schema.taxonomy import Taxonomy
+    from trainer.export import export_serving_model
+    from trainer.model import HierarchicalClassifier
+    from trainer.presets import get_preset
+
+    config = fn_args.custom_config or {}
+    preset = get_preset(config.get(TRAIN_CONFIG_PRESET, "default"))
+    linear = bool(config.get(TRAIN_CONFIG_BASELINE, False))
+    taxonomy = Taxonomy.load(taxonomy_uri(config))
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    depth = taxonomy.depth
+    workers = max(1, distribution.num_workers())
+    global_batch = preset.batch_size * max(1, strategy.num_replicas_in_sync)
+
+    embedding_features = tuple(
+        name for name in tft_output.transformed_feature_spec() if name.endswith("_embedding")
+    )
+    train_count = _count_records(fn_args.train_files)
+    steps = max(1, math.ceil(train_count / global_batch))
+    epochs = preset.baseline_epochs if linear else preset.epochs
+    logging.info("training %s on %d examples: %d epochs x %d steps, %d worker(s)",
+                 "baseline" if linear else "model", train_count, epochs, steps, workers)
+
+    train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch, depth,
+                        bool(config.get(TRAIN_CONFIG_SHUFFLE_LABELS)))
+    eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch, depth)
+    eval_steps = max(1, math.ceil(_count_records(fn_args.eval_files) / global_batch))
+
+    with strategy.scope():
+        model = HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features)
+        lr = keras.optimizers.schedules.CosineDecay(preset.learning_rate, decay_steps=epochs * steps, alpha=0.05)
+        model.compile(
+            optimizer=keras.optimizers.Adam(lr),
+            loss={f"level_{k}": keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                  for k in range(1, depth + 1)},
+            weighted_metrics={f"level_{k}": [keras.metrics.SparseCategoricalAccuracy(name="acc")]
+                              for k in range(1, depth + 1)},
+        )
+    history = model.fit(
+        train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=eval_ds, validation_steps=eval_steps,
+        verbose=2,
+    )
+    losses = [float(x) for x in history.history["loss"]]
+    info = {
+        "kind": "baseline" if linear else "hierarchical",
+        "preset": preset.to_dict(),
+        "train_examples": train_count,
+        "workers": workers,
+        "loss_history": losses,
+        "embedding_features": list(embedding_features),
+        "taxonomy": taxonomy.summary(),
+    }
+    export_dir = fn_args.serving_model_dir
+    if not distribution.is_chief():
+        export_dir = tempfile.mkdtemp(prefix="worker_export_")
+    export_serving_model(model, tft_output, taxonomy, config.get("thresholds"), preset.beam_width,
+                         export_dir, info)
+    logging.info("exported %s model to %s", info["kind"], export_dir)
