@@ -1,0 +1,55 @@
+"""CatalogExampleGen executor on a tiny generated catalog with bad rows and a bad photo."""
+import json
+import os
+
+import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.artifacts import RejectedRecords
+from components.catalog_example_gen.component import CatalogExampleGen
+from components.catalog_example_gen.executor import Executor
+from schema.catalog_spec import load_spec
+from tests.fixtures.demo_catalog import write_demo_catalog
+
+
+def _read(split_dir):
+    files = tf.io.gfile.glob(os.path.join(split_dir, "*.gz"))
+    return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def test_executor_writes_examples_and_rejects(tmp_path):
+    catalog = write_demo_catalog(tmp_path / "catalog", rows=120)
+    with open(catalog / "products.csv", "a", encoding="utf-8") as handle:
+        handle.write("10001,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,duplicate id,\n")
+        handle.write("900,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,escaping photo,../../etc/passwd\n")
+        handle.write("901,Men,,,,Blue,Summer,2012,Casual,no category,\n")
+    spec = load_spec("fashion")
+    component = CatalogExampleGen(str(catalog), spec)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    rejected = RejectedRecords()
+    rejected.uri = str(tmp_path / "rejected")
+    exec_properties = dict(component.exec_properties)
+    exec_properties["input_base"] = str(catalog)
+    Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+
+    splits = artifact_utils.decode_split_names(examples.split_names)
+    assert splits == ["train", "calibration", "eval"]
+    by_split = {s: _read(artifact_utils.get_split_uri([examples], s)) for s in splits}
+    total = sum(len(v) for v in by_split.values())
+    counts = json.loads((tmp_path / "rejected" / "counts.json").read_text())
+    assert counts == {"ingested": total, "rejected": 2, "image_warnings": 1}
+    assert total == 121  # 120 generated + the row whose photo was refused
+    assert len(by_split["train"]) > len(by_split["eval"]) > 0
+    ex = by_split["train"][0].features.feature
+    for key in ("id", "title", "description", "image", "has_image", "category_path", "level_1", "level_2",
+                "level_3", "gender", "season", "usage", "baseColour"):
+        assert key in ex, key
+    with_photo = [e for e in by_split["train"] if e.features.feature["has_image"].int64_list.value[0] == 1]
+    assert with_photo and with_photo[0].features.feature["image"].bytes_list.value[0][:2] == b"\xff\xd8"
+    rejects = (tmp_path / "rejected" / "rejected.csv").read_text().splitlines()
+    assert rejects[0] == "row,id,reason" and len(rejects) == 3
+    assert any("duplicate id" in line for line in rejects) and any("no category" in line for line in rejects)
+    warnings = (tmp_path / "rejected" / "warnings.csv").read_text()
+    assert "escapes the catalog folder" in warnings
+    assert examples.get_int_custom_property("rows_rejected") == 2

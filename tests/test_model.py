@@ -1,0 +1,57 @@
+import numpy as np
+import tensorflow as tf
+
+from schema import features
+from schema.taxonomy import Taxonomy
+from tests.test_taxonomy import PATHS
+from trainer.model import HierarchicalClassifier, class_tables, decode_outputs, threshold_tables
+from trainer.presets import get_preset
+
+
+def _inputs(n: int, buckets: int):
+    rng = np.random.default_rng(0)
+    indices = [[i, j] for i in range(n) for j in range(4)]
+    ids = tf.SparseTensor(indices, rng.integers(0, buckets, len(indices)), [n, 4])
+    return {features.TEXT_TOKENS: ids}
+
+
+def test_beam_search_only_returns_paths_of_the_taxonomy():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = get_preset("small")
+    model = HierarchicalClassifier(tax, preset)
+    ids, conf = model.beam_search(_inputs(64, preset.hash_buckets), beam_width=3)
+    ids, conf = ids.numpy(), conf.numpy()
+    assert ids.shape == (64, 3)
+    for row, c in zip(ids, conf):
+        for k in (2, 3):
+            parent, child = row[k - 2], row[k - 1]
+            assert tax.child_mask(k)[parent, child] == 1, (row, k)
+        assert (np.diff(c) <= 1e-6).all() and (c > 0).all() and (c <= 1 + 1e-6).all()
+
+
+def test_teacher_forced_logits_are_masked_to_children():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    model = HierarchicalClassifier(tax, get_preset("small"))
+    inputs = _inputs(4, get_preset("small").hash_buckets)
+    topwear = tax.index(2)["Apparel > Topwear"]
+    inputs[features.label_id_feature(1)] = tf.constant([0, 0, 0, 0], tf.int64)
+    inputs[features.label_id_feature(2)] = tf.constant([topwear] * 4, tf.int64)
+    logits = model(inputs)["level_3"].numpy()
+    probs = tf.nn.softmax(logits).numpy()
+    allowed = tax.child_mask(3)[topwear] > 0
+    assert np.allclose(probs[:, ~allowed], 0.0)
+    assert np.allclose(probs[:, allowed].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_thresholds_back_off_to_the_parent():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    i1, i2, i3 = tax.index(1)["Apparel"], tax.index(2)["Apparel > Topwear"], tax.index(3)["Apparel > Topwear > Tshirts"]
+    ids = tf.constant([[i1, i2, i3]] * 3)
+    conf = tf.constant([[0.99, 0.9, 0.8], [0.99, 0.9, 0.3], [0.4, 0.3, 0.2]])
+    thresholds = {"levels": {"1": 0.5, "2": 0.5, "3": 0.5}}
+    out = decode_outputs(ids, conf, class_tables(tax), threshold_tables(tax, thresholds))
+    paths = [p.decode() for p in out[features.OUT_PATH].numpy()]
+    assert paths == ["Apparel > Topwear > Tshirts", "Apparel > Topwear", ""]
+    assert out[features.OUT_DEPTH].numpy().tolist() == [3, 2, 0]
+    assert np.allclose(out[features.OUT_CONFIDENCE].numpy(), [0.8, 0.9, 0.0])
+    assert all(p.decode() == "Apparel > Topwear > Tshirts" for p in out[features.OUT_FULL_PATH].numpy())

@@ -1,0 +1,158 @@
+"""End to end: the real TFX pipeline with LocalDagRunner on small catalog samples.
+
+Uses the first rows of the shared catalogs (or the generated demo catalog when
+../shared is missing), then checks every artifact, the pushed model, `categorize` on rows
+the model never saw, and that a deliberately broken candidate is not pushed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import pipeline
+from schema.catalog_reader import Product, read_catalog
+from schema.catalog_spec import load_spec
+from tests.conftest import shared_catalog
+
+pytestmark = pytest.mark.e2e
+TRAIN_ROWS = 2000
+
+
+def _run(catalog: Path, spec: str, root: Path, serving: Path, *extra: str) -> None:
+    argv = ["run", "--catalog", str(catalog), "--spec", spec, "--pipeline-root", str(root),
+            "--serving-dir", str(serving), "--max-rows", str(TRAIN_ROWS), "--preset", "small", *extra]
+    assert pipeline.main(argv) == 0
+
+
+def _versions(serving: Path, spec: str) -> list[str]:
+    base = serving / spec
+    return sorted(p.name for p in base.iterdir()) if base.exists() else []
+
+
+def _unseen_catalog(catalog: Path, spec_name: str, out_dir: Path, n: int = 200) -> tuple[Path, list[str]]:
+    """Rows after the training sample, photos dropped (they live in the read-only catalog),
+    plus a duplicate and a row with nothing to read, to exercise the contract."""
+    spec = load_spec(spec_name)
+    src = catalog / spec.csv_file
+    with open(src, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = [r for i, r in enumerate(reader) if i >= TRAIN_ROWS][:n]
+    if spec.image_column:
+        col = header.index(spec.image_column)
+        for r in rows:
+            r[col] = ""
+    dup = list(rows[0])
+    empty = list(rows[1])
+    empty[header.index(spec.id_column)] = "no-text-row"
+    empty[header.index(spec.title_column)] = ""
+    rows = rows[:5] + [dup, empty] + rows[5:]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / spec.csv_file
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path, [r[header.index(spec.id_column)] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory, demo_catalog):
+    catalog = shared_catalog("fashion") or demo_catalog
+    root = tmp_path_factory.mktemp("fashion_root")
+    serving = tmp_path_factory.mktemp("serving")
+    _run(catalog, "fashion", root, serving)
+    return catalog, root, serving
+
+
+def _only(root: Path, component: str, output: str) -> Path:
+    found = sorted((root / component / output).iterdir(), key=lambda p: int(p.name))
+    assert found, f"{component}/{output} has no artifact"
+    return found[-1]
+
+
+def test_every_artifact_is_there(fashion_run):
+    catalog, root, serving = fashion_run
+    examples = _only(root, "CatalogExampleGen", "examples")
+    for split in ("train", "calibration", "eval"):
+        assert list((examples / f"Split-{split}").glob("*.gz")), split
+    rejected = _only(root, "CatalogExampleGen", "rejected")
+    counts = json.loads((rejected / "counts.json").read_text())
+    assert counts["ingested"] + counts["rejected"] == TRAIN_ROWS
+    assert (rejected / "rejected.csv").read_text().startswith("row,id,reason")
+    taxonomy = json.loads((_only(root, "TaxonomyGen", "taxonomy") / "taxonomy.json").read_text())
+    assert len(taxonomy["levels"]) == 3
+    assert list(_only(root, "StatisticsGen", "statistics").glob("Split-*"))
+    assert (_only(root, "TaxonomyTransform", "transform_graph") / "transform_fn").exists()
+    model = _only(root, "TaxonomyTrainer", "model") / "Format-Serving"
+    assert (model / "saved_model.pb").exists()
+    info = json.loads((model / "assets.extra" / "model_info.json").read_text())
+    assert info["loss_history"][-1] < info["loss_history"][0]
+
+    import tensorflow_model_analysis as tfma
+
+    evaluation = _only(root, "Evaluator", "evaluation")
+    result = tfma.load_eval_result(str(evaluation))
+    overall = [m for s, m in result.slicing_metrics if s == ()][0]
+    values = overall[""][""]
+    for name in ("hierarchical_f1", "hierarchical_precision", "hierarchical_recall", "coverage",
+                 "accuracy_level_1", "accuracy_level_2", "accuracy_level_3", "leaf_accuracy"):
+        assert name in values, name
+    assert values["accuracy_level_1"]["doubleValue"] > 0.8
+    assert values["hierarchical_f1"]["doubleValue"] > 0.5
+    slices = {s for s, _ in result.slicing_metrics}
+    assert any(s and s[0][0] == "level_1" for s in slices)
+    assert any(s and s[0][0] == "gender" for s in slices)
+    assert (_only(root, "Evaluator", "blessing") / "BLESSED").exists()
+    assert len(_versions(serving, "fashion")) == 1
+
+
+def test_categorize_unseen_rows(fashion_run, tmp_path):
+    catalog, root, serving = fashion_run
+    csv_path, ids = _unseen_catalog(catalog, "fashion", tmp_path / "unseen")
+    out = tmp_path / "out.csv"
+    assert pipeline.main(["categorize", "--catalog", str(csv_path), "--spec", "fashion", "--output", str(out),
+                          "--serving-dir", str(serving)]) == 0
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0].keys()) == ["id", "category_path", "confidence", "depth", "reason"]
+    assert [r["id"] for r in rows] == ids  # one row per input row, in order
+    assert "duplicate id" in rows[5]["reason"] and rows[5]["category_path"] == ""
+    assert "no title" in rows[6]["reason"]
+    truth = {p.id: p.category_path for p in read_catalog(csv_path, load_spec("fashion")) if isinstance(p, Product)}
+    predicted = [r for r in rows if r["category_path"]]
+    assert len(predicted) >= 0.9 * len(truth)
+    for r in predicted:
+        assert 1 <= int(r["depth"]) <= 3 and 0 < float(r["confidence"]) <= 1
+        assert len(r["category_path"].split(" > ")) == int(r["depth"])
+    top_right = sum(r["category_path"].split(" > ")[0] == truth[r["id"]].split(" > ")[0] for r in predicted)
+    assert top_right / len(predicted) > 0.8
+
+
+def test_worse_candidate_is_not_pushed(fashion_run, capsys):
+    catalog, root, serving = fashion_run
+    before = _versions(serving, "fashion")
+    _run(catalog, "fashion", root, serving, "--shuffle-labels")
+    assert _versions(serving, "fashion") == before
+    assert "blessed: False" in capsys.readouterr().out
+
+
+def test_flipkart_text_only_catalog(tmp_path):
+    catalog = shared_catalog("flipkart")
+    if catalog is None:
+        pytest.skip("../shared/datasets/flipkart is not present")
+    serving = tmp_path / "serving"
+    _run(catalog, "flipkart", tmp_path / "root", serving)
+    assert len(_versions(serving, "flipkart")) == 1
+    csv_path, ids = _unseen_catalog(catalog, "flipkart", tmp_path / "unseen", n=100)
+    out = tmp_path / "out.csv"
+    assert pipeline.main(["categorize", "--catalog", str(csv_path), "--spec", "flipkart", "--output", str(out),
+                          "--serving-dir", str(serving)]) == 0
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == ids
+    assert sum(bool(r["category_path"]) for r in rows) >= 90
