@@ -37,7 +37,8 @@ def _value_threshold(lower: float) -> tfma.MetricThreshold:
 
 
 def _change_threshold(margin: float) -> tfma.GenericChangeThreshold:
-    # Higher is better; the candidate's value minus the baseline's must exceed -margin.
+    # Higher is better: candidate minus baseline must be at least `margin` (negative = a
+    # tolerated loss).
     return tfma.GenericChangeThreshold(
         direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": margin}
     )
@@ -65,15 +66,13 @@ def slicing_specs(spec: CatalogSpec) -> list[tfma.SlicingSpec]:
 
 def build_eval_config(spec: CatalogSpec, depth: int, gate: Gate, with_baseline: bool) -> tfma.EvalConfig:
     """`with_baseline` adds the baseline model spec and the change thresholds."""
-    f1 = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_hierarchical_f1}))
+    f1 = _value_threshold(gate.min_hierarchical_f1)
     coverage = None
     slice_thresholds = []
     if with_baseline:
         f1.change_threshold.CopyFrom(_change_threshold(gate.f1_margin_over_baseline))
-        coverage = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.coverage_tolerance}))
-        slice_threshold = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.slice_tolerance}))
+        coverage = tfma.MetricThreshold(change_threshold=_change_threshold(-gate.coverage_tolerance))
+        slice_threshold = tfma.MetricThreshold(change_threshold=_change_threshold(-gate.slice_tolerance))
         slice_thresholds.append(tfma.PerSliceMetricThreshold(
             slicing_specs=[tfma.SlicingSpec(feature_keys=[features.level_feature(1)])],
             threshold=slice_threshold))
@@ -99,46 +98,3 @@ def build_eval_config(spec: CatalogSpec, depth: int, gate: Gate, with_baseline: 
     )
     return config
 
-
-def slicing_specs(spec: CatalogSpec) -> list[tfma.SlicingSpec]:
-    slices = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.level_feature(1)])]
-    slices.append(tfma.SlicingSpec(feature_keys=[features.HAS_IMAGE]))
-    slices += [tfma.SlicingSpec(feature_keys=[col]) for col in spec.slice_columns]
-    return slices
-
-
-def build_eval_config(spec: CatalogSpec, depth: int, gate: Gate, with_baseline: bool) -> tfma.EvalConfig:
-    """`with_baseline` adds the baseline model spec and the change thresholds."""
-    f1 = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_hierarchical_f1}))
-    coverage = None
-    slice_thresholds = []
-    if with_baseline:
-        f1.change_threshold.CopyFrom(_change_threshold(gate.f1_margin_over_baseline))
-        coverage = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.coverage_tolerance}))
-        slice_threshold = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.slice_tolerance}))
-        slice_thresholds.append(tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec(feature_keys=[features.level_feature(1)])],
-            threshold=slice_threshold))
-    metric_configs = []
-    for name in metrics.metric_names(depth):
-        if name == "hierarchical_f1":
-            metric_configs.append(_metric(name, f1, per_slice=slice_thresholds))
-        elif name == "leaf_accuracy":
-            metric_configs.append(_metric(name, _value_threshold(gate.min_leaf_accuracy)))
-        elif name == "coverage" and coverage is not None:
-            metric_configs.append(_metric(name, coverage))
-        else:
-            metric_configs.append(_metric(name))
-    model_specs = [tfma.ModelSpec(name="candidate", signature_name="serving_default",
-                                  label_key=features.CATEGORY_PATH)]
-    if with_baseline:
-        model_specs.append(tfma.ModelSpec(name="baseline", signature_name="serving_default",
-                                          label_key=features.CATEGORY_PATH, is_baseline=True))
-    config = tfma.EvalConfig(
-        model_specs=model_specs,
-        slicing_specs=slicing_specs(spec),
-        metrics_specs=[tfma.MetricsSpec(metrics=metric_configs)],
-    )
-    return config

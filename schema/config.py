@@ -36,6 +36,7 @@ class PipelineConfig:
     f1_margin_over_baseline: float = 0.0
     coverage_tolerance: float = 0.0
     slice_tolerance: float = 0.05
+    target_precision: float = 0.95  # smart thresholding on the calibration split; 0 = off
     shuffle_labels: bool = False  # trains a deliberately broken candidate (gating tests)
     enable_cache: bool = True
 

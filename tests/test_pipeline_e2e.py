@@ -111,26 +111,41 @@ def test_every_artifact_is_there(fashion_run):
     assert len(_versions(serving, "fashion")) == 1
 
 
+def _categorize(csv_path: Path, spec: str, serving: Path, out: Path, *extra: str) -> list[dict]:
+    assert pipeline.main(["categorize", "--catalog", str(csv_path), "--spec", spec, "--output", str(out),
+                          "--serving-dir", str(serving), *extra]) == 0
+    with open(out, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_categorize_unseen_rows(fashion_run, tmp_path):
     catalog, root, serving = fashion_run
     csv_path, ids = _unseen_catalog(catalog, "fashion", tmp_path / "unseen")
-    out = tmp_path / "out.csv"
-    assert pipeline.main(["categorize", "--catalog", str(csv_path), "--spec", "fashion", "--output", str(out),
-                          "--serving-dir", str(serving)]) == 0
-    with open(out, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    assert list(rows[0].keys()) == ["id", "category_path", "confidence", "depth", "reason"]
-    assert [r["id"] for r in rows] == ids  # one row per input row, in order
-    assert "duplicate id" in rows[5]["reason"] and rows[5]["category_path"] == ""
-    assert "no title" in rows[6]["reason"]
+    full = _categorize(csv_path, "fashion", serving, tmp_path / "full.csv", "--no-threshold")
+    assert list(full[0].keys()) == ["id", "category_path", "confidence", "depth", "reason"]
+    assert [r["id"] for r in full] == ids  # one row per input row, in order
+    assert "duplicate id" in full[5]["reason"] and full[5]["category_path"] == ""
+    assert "no title" in full[6]["reason"]
     truth = {p.id: p.category_path for p in read_catalog(csv_path, load_spec("fashion")) if isinstance(p, Product)}
-    predicted = [r for r in rows if r["category_path"]]
-    assert len(predicted) >= 0.9 * len(truth)
+    predicted = [r for r in full if r["category_path"]]
+    assert len(predicted) == len(truth)  # without thresholds every readable row gets a path
     for r in predicted:
         assert 1 <= int(r["depth"]) <= 3 and 0 < float(r["confidence"]) <= 1
         assert len(r["category_path"].split(" > ")) == int(r["depth"])
     top_right = sum(r["category_path"].split(" > ")[0] == truth[r["id"]].split(" > ")[0] for r in predicted)
     assert top_right / len(predicted) > 0.8
+
+    # Smart thresholding: a prefix of the decoded path, or nothing with the reason said.
+    backed = _categorize(csv_path, "fashion", serving, tmp_path / "thresholded.csv")
+    assert [r["id"] for r in backed] == ids
+    for f, b in zip(full, backed):
+        if f["category_path"]:
+            assert f["category_path"].startswith(b["category_path"])
+            assert b["category_path"] or b["reason"] == "confidence below the top-level threshold"
+    kept = [b for b in backed if b["category_path"]]
+    assert len(kept) > 0.5 * len(truth)
+    correct = sum(truth[b["id"]].startswith(b["category_path"]) for b in kept)
+    assert correct / len(kept) >= top_right / len(predicted) - 0.02
 
 
 def test_worse_candidate_is_not_pushed(fashion_run, capsys):
@@ -149,10 +164,6 @@ def test_flipkart_text_only_catalog(tmp_path):
     _run(catalog, "flipkart", tmp_path / "root", serving)
     assert len(_versions(serving, "flipkart")) == 1
     csv_path, ids = _unseen_catalog(catalog, "flipkart", tmp_path / "unseen", n=100)
-    out = tmp_path / "out.csv"
-    assert pipeline.main(["categorize", "--catalog", str(csv_path), "--spec", "flipkart", "--output", str(out),
-                          "--serving-dir", str(serving)]) == 0
-    with open(out, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _categorize(csv_path, "flipkart", serving, tmp_path / "out.csv", "--no-threshold")
     assert [r["id"] for r in rows] == ids
-    assert sum(bool(r["category_path"]) for r in rows) >= 90
+    assert sum(bool(r["category_path"]) for r in rows) == len(ids) - 2  # all but the two bad rows

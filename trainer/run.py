@@ -21,6 +21,7 @@ from absl import logging  # noqa: E402
 TRAIN_CONFIG_PRESET = "preset"
 TRAIN_CONFIG_BASELINE = "baseline"
 TRAIN_CONFIG_SHUFFLE_LABELS = "shuffle_labels"  # deliberately broken model, for gating tests
+TRAIN_CONFIG_TARGET_PRECISION = "target_precision"  # smart thresholding; 0 turns it off
 
 
 def _count_records(files: list[str]) -> int:
@@ -31,7 +32,8 @@ def _count_records(files: list[str]) -> int:
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False):
+def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False,
+             once: bool = False):
     import tensorflow as tf
     from tfx_bsl.public import tfxio
 
@@ -39,7 +41,8 @@ def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuf
 
     ds = data_accessor.tf_dataset_factory(
         files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=True, shuffle_seed=7),
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=not once, shuffle_seed=7,
+                                       num_epochs=1 if once else None),
         tft_output.transformed_metadata.schema,
     )
 
@@ -118,9 +121,20 @@ def run_fn(fn_args: Any) -> None:
         "embedding_features": list(embedding_features),
         "taxonomy": taxonomy.summary(),
     }
+    thresholds = None
+    target = float(config.get(TRAIN_CONFIG_TARGET_PRECISION, 0.0) or 0.0)
+    if target > 0:
+        from trainer.thresholds import choose_thresholds, collect_predictions
+
+        calibration = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch, depth, once=True)
+        calibration = calibration.map(lambda x, _labels, _weights: x)
+        preds, confs, trues = collect_predictions(model, calibration, depth, preset.beam_width)
+        thresholds = choose_thresholds(taxonomy, preds, confs, trues, target)
+        logging.info("thresholds for precision %.2f on %d calibration products: levels %s, %d node thresholds",
+                     target, len(preds), thresholds["levels"], len(thresholds["nodes"]))
     export_dir = fn_args.serving_model_dir
     if not distribution.is_chief():
         export_dir = tempfile.mkdtemp(prefix="worker_export_")
-    export_serving_model(model, tft_output, taxonomy, config.get("thresholds"), preset.beam_width,
+    export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width,
                          export_dir, info)
     logging.info("exported %s model to %s", info["kind"], export_dir)
