@@ -118,14 +118,16 @@ class Taxonomy:
 
     def label_ids(self, levels: Sequence[str]) -> list[int]:
         """Class id per level for a label (after `resolve`): node ids down to the
-        product's depth, STOP (0) just below it, -1 (masked) further down."""
+        product's depth, STOP (0) just below it, -1 (masked) further down. Where no
+        training product ends at the parent (the product's deeper node was unseen), the
+        level below is masked instead of STOP."""
         path = self.resolve(levels)
         ids: list[int] = []
         for k in range(1, self.depth + 1):
             if k <= len(path):
                 ids.append(self.index(k)[join_path(path[:k])])
-            elif k == len(path) + 1 and path:
-                ids.append(0)
+            elif k == len(path) + 1 and path and self.child_mask(k)[ids[-1], 0] > 0:
+                ids.append(0)  # STOP, where training products end at this parent
             else:
                 ids.append(-1)
         return ids

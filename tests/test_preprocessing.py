@@ -10,6 +10,7 @@ from tests.test_taxonomy import PATHS
 def test_label_ids_in_tf_match_the_taxonomy():
     tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
     labels = [["Apparel", "Topwear", "Tshirts"], ["Apparel", "Topwear", "Capes"], ["Footwear", "Shoes", ""],
+              ["Apparel", "Bottomwear", "Skirts"],
               ["Unknown", "", ""], ["Apparel", "Loungewear", "Shorts"]]
     inputs = {features.level_feature(k): tf.constant([row[k - 1] for row in labels]) for k in (1, 2, 3)}
     out = label_ids(inputs, tax)

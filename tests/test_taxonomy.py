@@ -59,3 +59,10 @@ def test_roundtrip(tmp_path):
 def test_ancestors():
     assert ancestors("A > B > C") == ["A", "A > B", "A > B > C"]
     assert ancestors("") == []
+
+
+def test_unseen_child_is_masked_not_stop():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    bottomwear = tax.index(2)["Apparel > Bottomwear"]
+    # every training product under Bottomwear goes deeper: an unseen leaf cannot be STOP
+    assert tax.label_ids(["Apparel", "Bottomwear", "Skirts"]) == [tax.index(1)["Apparel"], bottomwear, -1]

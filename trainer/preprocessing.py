@@ -87,6 +87,7 @@ def label_ids(inputs: dict[str, Any], taxonomy: Taxonomy) -> dict[str, tf.Tensor
     out = {}
     prefix = None
     valid_above = None
+    ids_above = None
     for k, table in enumerate(_level_tables(taxonomy), start=1):
         name = dense_string(inputs[features.level_feature(k)])
         prefix = name if prefix is None else tf.strings.join([prefix, features.PATH_SEPARATOR, name])
@@ -94,10 +95,14 @@ def label_ids(inputs: dict[str, Any], taxonomy: Taxonomy) -> dict[str, tf.Tensor
         valid = tf.logical_and(node >= 0, tf.not_equal(name, ""))
         if valid_above is not None:
             valid = tf.logical_and(valid, valid_above)
-            stop_here = tf.logical_and(valid_above, tf.logical_not(valid))
+            # STOP is a target only under parents where training products end; elsewhere
+            # the product's next node was unseen in training and the level is masked.
+            stop_ok = tf.gather(tf.constant(taxonomy.child_mask(k)[:, 0] > 0), tf.maximum(ids_above, 0))
+            stop_here = tf.logical_and(tf.logical_and(valid_above, tf.logical_not(valid)), stop_ok)
             ids = tf.where(valid, node, tf.where(stop_here, tf.zeros_like(node), -tf.ones_like(node)))
         else:
             ids = tf.where(valid, node, -tf.ones_like(node))
+        ids_above = ids
         out[features.label_id_feature(k)] = ids
         out[features.label_mask_feature(k)] = tf.cast(ids >= 0, tf.float32)
         valid_above = valid
