@@ -4,6 +4,9 @@
                            [--serving-dir DIR] [--max-rows N]
     python pipeline.py categorize --catalog DIR_OR_CSV --spec NAME_OR_FILE --output FILE.csv
                            [--model DIR] [--no-threshold]
+    python pipeline.py compile --output FILE.json [--image IMAGE] [--pipeline-root URI]
+                           [--train-workers N] [--project P] [--region R] [--bucket gs://B] ...
+    python pipeline.py submit (--host KFP_URL | --vertex) [--package FILE.json] [compile flags]
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def create_pipeline(config: PipelineConfig):
     from evaluator.eval_config import Gate, build_eval_config
     from trainer.preprocessing import HASH_BUCKETS_CONFIG
     from trainer.presets import get_preset
-    from trainer.run import TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS
+    from trainer.run import (TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS,
+                             TRAIN_CONFIG_TARGET_PRECISION)
 
     spec = config.spec
     preset = get_preset(config.preset)
@@ -86,6 +90,7 @@ def create_pipeline(config: PipelineConfig):
                 TRAIN_CONFIG_PRESET: preset.to_dict(),
                 TRAIN_CONFIG_BASELINE: baseline,
                 TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
+                TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
             },
         )
 
@@ -133,8 +138,12 @@ def create_pipeline(config: PipelineConfig):
         pipeline_root=config.pipeline_root,
         components=components,
         enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
+        # SQLite ML Metadata for a local root only: Kubeflow / Vertex AI bring their own
+        # (and creating the SQLite folder under a gs:// root would need the network).
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if "://" not in config.pipeline_root
+            else None
         ),
         beam_pipeline_args=list(config.beam_args),
     )
@@ -161,6 +170,8 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="model size preset: small, default or large")
     parser.add_argument("--min-hf1", type=float, default=0.5, help="absolute floor on hierarchical F1")
     parser.add_argument("--f1-margin", type=float, default=0.0, help="candidate must beat the baseline's hF1 by this")
+    parser.add_argument("--target-precision", type=float, default=0.95,
+                        help="precision the per-node thresholds aim for on the calibration split (0 = off)")
     parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
 
@@ -184,6 +195,7 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
         preset=args.preset,
         min_hierarchical_f1=args.min_hf1,
         f1_margin_over_baseline=args.f1_margin,
+        target_precision=args.target_precision,
         shuffle_labels=args.shuffle_labels,
         enable_cache=not args.no_cache,
     )
@@ -202,6 +214,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cat.add_argument("--serving-dir", default=None)
     cat.add_argument("--no-threshold", action="store_true", help="return the full decoded path for every product")
     cat.add_argument("--batch-size", type=int, default=512)
+    # Kubeflow Pipelines / Vertex AI (kubeflow/runner.py): the same flags as `run`, plus cluster ones.
+    from kubeflow import runner as kubeflow_runner
+
+    comp = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI (JSON)")
+    _add_run_args(comp)
+    kubeflow_runner.add_compile_arguments(comp)
+    submit = sub.add_parser("submit", help="start a run on a KFP endpoint (--host) or Vertex AI (--vertex)")
+    _add_run_args(submit)
+    kubeflow_runner.add_submit_arguments(submit)
     args = parser.parse_args(argv)
 
     from schema.catalog_reader import CatalogError
@@ -216,6 +237,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             categorize(args.catalog, args.spec, args.output, model_dir=args.model,
                        serving_dir=args.serving_dir, use_thresholds=not args.no_threshold,
                        batch_size=args.batch_size)
+        elif args.command == "compile":
+            kubeflow_runner.compile_from_args(args, _config_from_args)
+        elif args.command == "submit":
+            kubeflow_runner.submit_from_args(args, _config_from_args)
     except (SpecError, CatalogError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
