@@ -157,10 +157,11 @@ class Taxonomy:
         """Paths a product can end at (nodes with no child or with a STOP child)."""
         out = []
         for k in range(1, self.depth + 1):
+            stops = self.child_mask(k + 1)[:, 0] if k < self.depth else None  # once per level
             for i, path in enumerate(self.levels[k - 1].classes):
                 if path == STOP:
                     continue
-                if k == self.depth or self.child_mask(k + 1)[i, 0] > 0:
+                if stops is None or stops[i] > 0:
                     out.append(path)
         return out
 
