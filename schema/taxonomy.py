@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import json
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -198,7 +198,3 @@ class Taxonomy:
     def summary(self) -> str:
         sizes = " / ".join(str(len([c for c in l.classes if c != STOP])) for l in self.levels)
         return f"{self.depth} levels, {sizes} nodes, {len(self.leaves())} leaves, {self.unplaced} unplaced"
-
-
-def taxonomy_from_file(path: Optional[str]) -> Optional[Taxonomy]:
-    return Taxonomy.load(path) if path else None
