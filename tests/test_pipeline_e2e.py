@@ -111,6 +111,11 @@ def test_every_artifact_is_there(fashion_run):
     assert len(_versions(serving, "fashion")) == 1
 
 
+def _is_prefix(path: str, truth: str) -> bool:
+    levels, true_levels = path.split(" > "), truth.split(" > ")
+    return true_levels[: len(levels)] == levels
+
+
 def _categorize(csv_path: Path, spec: str, serving: Path, out: Path, *extra: str) -> list[dict]:
     assert pipeline.main(["categorize", "--catalog", str(csv_path), "--spec", spec, "--output", str(out),
                           "--serving-dir", str(serving), *extra]) == 0
@@ -139,13 +144,18 @@ def test_categorize_unseen_rows(fashion_run, tmp_path):
     backed = _categorize(csv_path, "fashion", serving, tmp_path / "thresholded.csv")
     assert [r["id"] for r in backed] == ids
     for f, b in zip(full, backed):
+        if f["category_path"] and b["category_path"]:
+            assert _is_prefix(b["category_path"], f["category_path"])
         if f["category_path"]:
-            assert f["category_path"].startswith(b["category_path"])
             assert b["category_path"] or b["reason"] == "confidence below the top-level threshold"
     kept = [b for b in backed if b["category_path"]]
     assert len(kept) > 0.5 * len(truth)
-    correct = sum(truth[b["id"]].startswith(b["category_path"]) for b in kept)
-    assert correct / len(kept) >= top_right / len(predicted) - 0.02
+
+    def node_precision(rows):  # share of returned paths that are the truth or an ancestor of it
+        return sum(_is_prefix(r["category_path"], truth[r["id"]]) for r in rows) / len(rows)
+
+    # Backing off trades coverage for precision: what is returned is no less often right.
+    assert node_precision(kept) >= node_precision(predicted) - 0.02
 
 
 def test_worse_candidate_is_not_pushed(fashion_run, capsys):
