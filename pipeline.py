@@ -32,7 +32,7 @@ def create_pipeline(config: PipelineConfig):
     """Builds the TFX pipeline; the local and Kubeflow runners both call this."""
     import tensorflow_model_analysis as tfma  # noqa: F401  (registers TFMA protos)
     from tfx import v1 as tfx
-    from tfx.components import Pusher, SchemaGen, StatisticsGen
+    from tfx.components import SchemaGen, StatisticsGen
     from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
     from tfx.components import Evaluator
     from tfx.dsl.components.common import resolver
@@ -40,7 +40,9 @@ def create_pipeline(config: PipelineConfig):
     from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
     from tfx.types import Channel, standard_artifacts
 
+    from components.baseline_selector.component import BaselineSelector
     from components.catalog_example_gen.component import CatalogExampleGen
+    from components.safe_pusher.component import SafePusher
     from components.strict_example_validator.component import StrictExampleValidator
     from components.taxonomy_aware.component import TaxonomyTrainer, TaxonomyTransform
     from components.taxonomy_gen.component import TaxonomyGen
@@ -95,6 +97,7 @@ def create_pipeline(config: PipelineConfig):
         )
 
     model_trainer = trainer(baseline=False)
+    baseline_trainer = trainer(baseline=True).with_id("BaselineTrainer")
     latest_blessed = resolver.Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type=standard_artifacts.Model),
@@ -107,19 +110,26 @@ def create_pipeline(config: PipelineConfig):
         coverage_tolerance=config.coverage_tolerance,
         slice_tolerance=config.slice_tolerance,
     )
+    # Baseline: the model in production, or on the first run this run's bag-of-words model.
+    baseline = BaselineSelector(
+        fallback_model=baseline_trainer.outputs["model"], blessed_model=latest_blessed.outputs["model"]
+    )
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=model_trainer.outputs["model"],
-        baseline_model=latest_blessed.outputs["model"],
+        baseline_model=baseline.outputs["baseline"],
         eval_config=build_eval_config(spec, spec.max_depth, gate, with_baseline=True),
         example_splits=["eval"],
     )
-    pusher = Pusher(
+    # Infra check on eval rows, atomic versioned push, model card beside the model.
+    pusher = SafePusher(
         model=model_trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.push_dir)
         ),
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
     )
     components = [
         example_gen,
@@ -129,7 +139,9 @@ def create_pipeline(config: PipelineConfig):
         taxonomy_gen,
         transform,
         model_trainer,
+        baseline_trainer,
         latest_blessed,
+        baseline,
         evaluator,
         pusher,
     ]

@@ -23,14 +23,16 @@ def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
 
 
 def newest(store: metadata_store.MetadataStore, type_name: str,
-           having: Optional[str] = None) -> Optional[metadata_store_pb2.Artifact]:
-    """The newest live artifact of a type (optionally: one carrying custom property `having`)."""
+           having: Optional[str] = None, producer: Optional[str] = None) -> Optional[metadata_store_pb2.Artifact]:
+    """The newest live artifact of a type (optionally: one carrying custom property `having`,
+    or written by the pipeline node `producer`, whose id names the artifact's folder)."""
     try:
         artifacts = store.get_artifacts_by_type(type_name)
     except Exception:  # type not registered yet
         return None
     live = [a for a in artifacts if a.state == metadata_store_pb2.Artifact.LIVE
-            and (having is None or having in a.custom_properties)]
+            and (having is None or having in a.custom_properties)
+            and (producer is None or f"/{producer}/" in a.uri)]
     return max(live, key=lambda a: a.id) if live else None
 
 
@@ -58,12 +60,34 @@ def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def failing_checks(evaluation_uri: str) -> list[str]:
+    """The thresholds the candidate missed, one readable line each."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = ", ".join(f"{k.column}={k.bytes_value.decode() if k.bytes_value else k.int64_value}"
+                          for k in per_slice.slice_key.single_slice_keys) or "overall"
+        for failure in per_slice.failures:
+            threshold = failure.metric_threshold
+            if threshold.HasField("change_threshold"):
+                bound = f"change vs baseline >= {threshold.change_threshold.absolute.value:+.4f}"
+            else:
+                bound = f">= {threshold.value_threshold.lower_bound.value:.4f}"
+            what = "change of " if failure.metric_key.is_diff else ""
+            lines.append(f"{where}: {what}{failure.metric_key.name} = "
+                         f"{failure.metric_value.double_value.value:+.4f}, needs {bound}")
+    return lines
+
+
 def print_summary(config: PipelineConfig) -> dict[str, Any]:
     store = _store(config)
     examples = newest(store, "Examples", having="rows_ingested")  # the ingest's, not Transform's
     rejected = newest(store, "RejectedRecords")
     taxonomy = newest(store, "CategoryTaxonomy")
-    model = newest(store, "Model")
+    model = newest(store, "Model", producer="TaxonomyTrainer")
+    baseline = newest(store, "Model", producer="BaselineSelector")
     evaluation = newest(store, "ModelEvaluation")
     blessing = newest(store, "ModelBlessing")
     pushed = newest(store, "PushedModel")
@@ -74,6 +98,7 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
         "blessed": bool(prop(blessing, "blessed", 0)),
         "pushed": bool(prop(pushed, "pushed", 0)),
         "pushed_to": prop(pushed, "pushed_destination", ""),
+        "baseline": prop(baseline, "baseline_source", ""),
         "metrics": overall_metrics(evaluation.uri) if evaluation else {},
     }
     print("\n=== Run summary:", config.pipeline_name, "===")
@@ -89,8 +114,19 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
             if not math.isnan(v) and (k.startswith(("accuracy_level", "hierarchical_f1", "coverage", "leaf_accuracy")))
         )
         print(f"metrics [{model_name}]: {shown}")
+    if summary["baseline"]:
+        print(f"baseline: {summary['baseline']} model ({prop(baseline, 'source_uri', '')})")
     print(f"blessed: {summary['blessed']}   pushed: {summary['pushed']}"
           + (f" -> {summary['pushed_to']}" if summary["pushed"] else ""))
+    if pushed is not None and prop(pushed, "infra_check"):
+        print(f"infra check: {prop(pushed, 'infra_check')}")
+    if summary["pushed"] and prop(pushed, "model_card"):
+        print(f"model card: {prop(pushed, 'model_card')}")
+    if evaluation is not None and not summary["blessed"]:
+        summary["failing_checks"] = failing_checks(evaluation.uri)
+        print("not blessed, so not pushed; failing checks:")
+        for line in summary["failing_checks"]:
+            print(f"  - {line}")
     print("outputs:")
     for label, artifact in (("examples", examples), ("model", model), ("evaluation (TFMA)", evaluation),
                             ("blessing", blessing)):

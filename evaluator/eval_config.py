@@ -30,6 +30,8 @@ class Gate:
     coverage_tolerance: float = 0.0
     # No top-level slice may lose more than this hF1 versus the baseline.
     slice_tolerance: float = 0.05
+    # Top-level slices with fewer labelled eval products are not gated (see
+    # metrics.SLICE_GATE_MIN_PRODUCTS): one product would swing a 5-product slice by 0.2.
 
 
 def _value_threshold(lower: float) -> tfma.MetricThreshold:
@@ -79,7 +81,9 @@ def build_eval_config(spec: CatalogSpec, depth: int, gate: Gate, with_baseline: 
     metric_configs = []
     for name in metrics.metric_names(depth):
         if name == "hierarchical_f1":
-            metric_configs.append(_metric(name, f1, per_slice=slice_thresholds))
+            metric_configs.append(_metric(name, f1))
+        elif name == "slice_gate_hierarchical_f1":
+            metric_configs.append(_metric(name, per_slice=slice_thresholds))
         elif name == "leaf_accuracy":
             metric_configs.append(_metric(name, _value_threshold(gate.min_leaf_accuracy)))
         elif name == "coverage" and coverage is not None:

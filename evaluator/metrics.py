@@ -108,6 +108,14 @@ VALUES: Dict[str, tuple[Callable[[collections.Counter], float], str]] = {
     "leaf_accuracy": (lambda c: _ratio(c["full_exact"], c["n"]),
                       "share whose decoded path (no thresholding) equals the true path"),
 }
+# TFMA gates every matching slice, tiny ones included, and fails a threshold whose metric
+# is missing or NaN. This value is hF1 where the slice has enough labelled products and a
+# neutral 1.0 (equal for both models, so no change) where it has too few to judge.
+SLICE_GATE_MIN_PRODUCTS = 20
+VALUES["slice_gate_hierarchical_f1"] = (
+    lambda c: _hf1(c) if c["n"] >= SLICE_GATE_MIN_PRODUCTS else 1.0,
+    f"hF1 for the per-slice gate; 1.0 (not gated) below {SLICE_GATE_MIN_PRODUCTS} products",
+)
 for _k in range(1, MAX_LEVELS + 1):
     VALUES[f"accuracy_level_{_k}"] = (
         (lambda k: lambda c: _ratio(c[f"full_correct_at_{k}"], c[f"true_at_{k}"]))(_k),

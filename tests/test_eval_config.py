@@ -25,7 +25,8 @@ def test_value_floors_gate_the_overall_slice_and_change_thresholds_the_baseline(
     overall = [t for t in f1.per_slice_thresholds if not t.slicing_specs[0].feature_keys][0]
     assert overall.threshold.value_threshold.lower_bound.value == 0.6
     assert abs(overall.threshold.change_threshold.absolute.value - 0.01) < 1e-9
-    top = [t for t in f1.per_slice_thresholds if list(t.slicing_specs[0].feature_keys) == ["level_1"]][0]
+    gate_metric = _by_class(config)[metrics.class_name("slice_gate_hierarchical_f1")]
+    top = [t for t in gate_metric.per_slice_thresholds if list(t.slicing_specs[0].feature_keys) == ["level_1"]][0]
     assert abs(top.threshold.change_threshold.absolute.value + 0.05) < 1e-9
     assert [m.name for m in config.model_specs] == ["candidate", "baseline"]
     keys = {tuple(s.feature_keys) for s in config.slicing_specs}

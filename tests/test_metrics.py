@@ -42,3 +42,13 @@ def test_nothing_predicted_gives_zero_f1():
     stats.add("A > B", "", "A > C")
     assert _value(stats, "hierarchical_f1") == 0.0
     assert _value(stats, "coverage") == 0.0
+
+
+def test_slice_gate_is_neutral_on_tiny_slices():
+    stats = PathStats()
+    for _ in range(5):
+        stats.add("A > B", "C", "C > D")
+    assert _value(stats, "slice_gate_hierarchical_f1") == 1.0
+    for _ in range(20):
+        stats.add("A > B", "C", "C > D")
+    assert _value(stats, "slice_gate_hierarchical_f1") == 0.0

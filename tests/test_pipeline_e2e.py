@@ -166,6 +166,25 @@ def test_worse_candidate_is_not_pushed(fashion_run, capsys):
     assert "blessed: False" in capsys.readouterr().out
 
 
+def test_better_candidate_is_pushed_as_a_new_version(fashion_run, capsys):
+    """Twice the data beats the production model, so it is pushed next to it."""
+    catalog, root, serving = fashion_run
+    before = _versions(serving, "fashion")
+    argv = ["run", "--catalog", str(catalog), "--spec", "fashion", "--pipeline-root", str(root),
+            "--serving-dir", str(serving), "--max-rows", str(2 * TRAIN_ROWS), "--preset", "small"]
+    assert pipeline.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "baseline: latest_blessed model" in out
+    after = _versions(serving, "fashion")
+    assert len(after) == len(before) + 1 and set(before) < set(after)
+    metrics = {}
+    for line in out.splitlines():
+        if line.startswith("metrics ["):
+            name = line.split("[")[1].split("]")[0]
+            metrics[name] = float(line.split("hierarchical_f1=")[1].split(",")[0])
+    assert metrics["candidate"] > metrics["baseline"]
+
+
 def test_flipkart_text_only_catalog(tmp_path):
     catalog = shared_catalog("flipkart")
     if catalog is None:

@@ -1,0 +1,378 @@
+"""SafePusher: infra check, atomic versioned push and model card, on tiny fake serving models."""
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tfx.dsl.io import fileio  # noqa: E402
+from tfx.proto import pusher_pb2  # noqa: E402
+from tfx.types import standard_artifacts  # noqa: E402
+from tfx.utils import proto_utils  # noqa: E402
+
+from components.safe_pusher import executor as safe_executor  # noqa: E402
+from components.safe_pusher import model_card  # noqa: E402
+from components.safe_pusher.component import SafePusher  # noqa: E402
+from components.safe_pusher.executor import Executor  # noqa: E402
+from schema import features  # noqa: E402
+from schema.taxonomy import Taxonomy  # noqa: E402
+from trainer.categorize import newest_model  # noqa: E402
+
+SPEC = "tiny"
+PATHS = [["Apparel", "Topwear"], ["Apparel", "Bottomwear"], ["Footwear", "Shoes"], ["Footwear"]]
+TAXONOMY = Taxonomy.build(PATHS * 3, max_depth=2).to_dict()
+THRESHOLDS = {"target_precision": 0.95, "levels": {"1": 0.3, "2": 0.6},
+              "nodes": {"Apparel": 0.2, "Apparel > Topwear": 0.5}, "support": {}}
+INFO = {"kind": "hierarchical", "preset": {"name": "small", "epochs": 4, "batch_size": 64, "beam_width": 3},
+        "train_examples": 12, "workers": 1, "loss_history": [1.5, 0.7, 0.4, 0.3], "embedding_features": [],
+        "taxonomy": "2 levels"}
+
+
+class FakeServing(tf.Module):
+    """The serving contract with canned behaviour: `good` returns the true path of each
+    example, `empty` no path, `unknown` a path outside the taxonomy, `short` a batch of 1."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        parsed = tf.io.parse_example(
+            examples, {features.CATEGORY_PATH: tf.io.FixedLenFeature([], tf.string, default_value="")})
+        n = tf.shape(examples)[0]
+        if self.mode == "empty":
+            full = tf.fill([n], "")
+        elif self.mode == "unknown":
+            full = tf.fill([n], "Garden > Hoses")
+        else:
+            full = parsed[features.CATEGORY_PATH]
+        conf = tf.fill([n], 0.9)
+        depth = tf.fill([n], 2)
+        if self.mode == "short":
+            conf = conf[:1]
+        out = {
+            features.OUT_PATH: full, features.OUT_CONFIDENCE: conf, features.OUT_DEPTH: depth,
+            features.OUT_FULL_PATH: full, features.OUT_FULL_CONFIDENCE: conf, "full_depth": depth,
+        }
+        for k in (1, 2):
+            out[features.out_level_class(k)] = tf.fill([n], "")
+            out[features.out_level_confidence(k)] = tf.fill([n], 0.9)
+        return out
+
+
+def _save_model(root: Path, mode: str) -> standard_artifacts.Model:
+    model = standard_artifacts.Model()
+    model.uri = str(root / f"model_{mode}")
+    export = os.path.join(model.uri, "Format-Serving")
+    module = FakeServing(mode)
+    tf.saved_model.save(module, export, signatures={"serving_default": module.serve})
+    os.makedirs(os.path.join(export, "assets.extra"))
+    for name, payload in (("taxonomy.json", TAXONOMY), ("thresholds.json", THRESHOLDS), ("model_info.json", INFO)):
+        with open(os.path.join(export, "assets.extra", name), "w") as handle:
+            json.dump(payload, handle)
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {mode: _save_model(root, mode) for mode in ("good", "empty", "unknown", "short")}
+
+
+def _example(i: int, path: list) -> bytes:
+    feats = {
+        features.ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"p{i}".encode()])),
+        features.TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"product {i}".encode()])),
+        features.CATEGORY_PATH: tf.train.Feature(bytes_list=tf.train.BytesList(value=[" > ".join(path).encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("examples")
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(root)
+    artifact.split_names = '["train", "eval"]'
+    for split in ("train", "eval"):
+        os.makedirs(root / f"Split-{split}")
+        with tf.io.TFRecordWriter(str(root / f"Split-{split}" / "data.gz"), options="GZIP") as writer:
+            for i in range(10):
+                writer.write(_example(i, PATHS[i % len(PATHS)]))
+    return artifact
+
+
+def _blessing(tmp_path, blessed: bool):
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", int(blessed))
+    return blessing
+
+
+def _push(tmp_path, model, examples=None, blessed=True, evaluation=None, smoke_rows=32):
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed_model")
+    inputs = {"model": [model], "model_blessing": [_blessing(tmp_path, blessed)]}
+    if examples is not None:
+        inputs["examples"] = [examples]
+    if evaluation is not None:
+        inputs["evaluation"] = [evaluation]
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "serving" / SPEC)))
+    Executor().Do(inputs, {"pushed_model": [pushed]},
+                  {"push_destination": proto_utils.proto_to_json(destination), "smoke_rows": smoke_rows})
+    return pushed
+
+
+def _serving(tmp_path) -> Path:
+    return tmp_path / "serving" / SPEC
+
+
+def _old_version(tmp_path) -> Path:
+    old = _serving(tmp_path) / "1000"
+    old.mkdir(parents=True)
+    (old / "saved_model.pb").write_bytes(b"old")
+    return old
+
+
+def test_good_model_is_pushed_with_model_card(tmp_path, models, examples):
+    pushed = _push(tmp_path, models["good"], examples)
+    assert pushed.get_int_custom_property("pushed") == 1
+    version = pushed.get_string_custom_property("pushed_version")
+    target = _serving(tmp_path) / version
+    assert pushed.get_string_custom_property("pushed_destination") == str(target)
+    assert pushed.get_string_custom_property("infra_check").startswith("passed")
+    assert pushed.get_string_custom_property("model_card") == str(target / "model_card.md")
+    assert (target / "saved_model.pb").exists() and (target / "variables").is_dir()
+    assert (target / "assets.extra" / "taxonomy.json").exists()
+    assert not list(_serving(tmp_path).glob(".incoming-*"))
+    assert newest_model(tmp_path / "serving", SPEC) == target
+    card = json.loads((target / "model_card.json").read_text())
+    assert card["model"]["kind"] == "hierarchical" and card["model"]["preset"] == "small"
+    assert card["model"]["train_examples"] == 12
+    assert card["taxonomy"]["levels"] == 2 and card["taxonomy"]["nodes_per_level"] == [2, 3]
+    assert card["thresholds"] == {"enabled": True, "target_precision": 0.95, "levels": {"1": 0.3, "2": 0.6},
+                                  "node_thresholds": 2}
+    assert card["infra_check"]["status"] == "passed" and card["infra_check"]["rows"] == 10
+    assert card["evaluation"]["available"] is False
+    md = (target / "model_card.md").read_text()
+    assert "Metrics unavailable: no evaluation was given to the pusher" in md
+    assert "## Known limits" in md and "cannot be predicted" in md and "calibration split" in md
+    # The archive copy in the PushedModel artifact, as the standard pusher makes it.
+    assert (Path(pushed.uri) / "saved_model.pb").exists() and (Path(pushed.uri) / "model_card.md").exists()
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("empty", "full_path is empty for 10 of 10 rows"),
+    ("unknown", "full_path is not a taxonomy path for 10 of 10 rows, e.g. 'Garden > Hoses'"),
+    ("short", "output 'confidence' has shape [1] for 10 requests"),
+])
+def test_contract_breaking_model_is_not_pushed(tmp_path, models, examples, mode, reason):
+    old = _old_version(tmp_path)
+    pushed = _push(tmp_path, models[mode], examples)
+    assert pushed.get_int_custom_property("pushed") == 0
+    check = pushed.get_string_custom_property("infra_check")
+    assert check.startswith("failed: ") and reason in check
+    assert sorted(p.name for p in _serving(tmp_path).iterdir()) == ["1000"]
+    assert newest_model(tmp_path / "serving", SPEC) == old
+    assert (old / "saved_model.pb").read_bytes() == b"old"
+
+
+def test_not_blessed_model_is_not_pushed(tmp_path, models, examples):
+    pushed = _push(tmp_path, models["good"], examples, blessed=False)
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert "not blessed" in pushed.get_string_custom_property("infra_check")
+    assert not _serving(tmp_path).exists()
+
+
+def test_without_examples_the_smoke_test_is_skipped(tmp_path, models):
+    pushed = _push(tmp_path, models["good"])
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("infra_check").startswith("skipped")
+
+
+def test_existing_version_is_bumped(tmp_path, models, monkeypatch):
+    monkeypatch.setattr(safe_executor.time, "time", lambda: 2000.5)
+    (_serving(tmp_path) / "2000").mkdir(parents=True)
+    (_serving(tmp_path) / ".incoming-2001").mkdir()  # someone else's push in flight
+    pushed = _push(tmp_path, models["good"])
+    assert pushed.get_string_custom_property("pushed_version") == "2002"
+    assert (_serving(tmp_path) / "2002" / "saved_model.pb").exists()
+
+
+def test_readers_never_see_a_partial_version(tmp_path, models, monkeypatch):
+    """A reader polling during a (slowed-down) push sees the old version, then the whole new one."""
+    old = _old_version(tmp_path)
+    source = Path(models["good"].uri) / "Format-Serving"
+    expected = {str(p.relative_to(source)) for p in source.rglob("*") if p.is_file()}
+    expected |= {"model_card.md", "model_card.json"}
+    real_copy = fileio.copy
+
+    def slow_copy(*args, **kwargs):
+        time.sleep(0.02)
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(fileio, "copy", slow_copy)
+    seen, problems, staged = [], [], []
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                version = newest_model(tmp_path / "serving", SPEC)
+            except FileNotFoundError as err:
+                problems.append(str(err))
+                continue
+            seen.append(version.name)
+            if version != old:
+                files = {str(p.relative_to(version)) for p in version.rglob("*") if p.is_file()}
+                if not expected <= files:
+                    problems.append(f"{version.name} lacks {sorted(expected - files)}")
+            staged.extend(p.name for p in _serving(tmp_path).glob(".incoming-*"))
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        pushed = _push(tmp_path, models["good"])
+    finally:
+        done.set()
+        thread.join()
+    new = pushed.get_string_custom_property("pushed_version")
+    assert not problems
+    assert staged, "the reader never polled while the push was staging"
+    assert set(seen) <= {"1000", new} and seen[0] == "1000"
+    assert newest_model(tmp_path / "serving", SPEC).name == new
+    assert not list(_serving(tmp_path).glob(".incoming-*"))
+
+
+EVAL_ROWS = [
+    {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": False, "value": 0.91},
+    {"slice": [], "model": "baseline", "metric": "hierarchical_f1", "diff": False, "value": 0.85},
+    {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": True, "value": 0.06},
+    {"slice": [], "model": "candidate", "metric": "coverage", "diff": False, "value": 0.94},
+    {"slice": [], "model": "baseline", "metric": "coverage", "diff": False, "value": 0.97},
+    {"slice": [], "model": "candidate", "metric": "leaf_accuracy", "diff": False, "value": float("nan")},
+    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "hierarchical_f1", "diff": False,
+     "value": 0.93},
+    {"slice": [("level_1", "Apparel")], "model": "baseline", "metric": "hierarchical_f1", "diff": False,
+     "value": 0.5},
+    {"slice": [("gender", "Men")], "model": "candidate", "metric": "coverage", "diff": False, "value": 0.8},
+]
+
+
+def test_model_card_with_evaluation(tmp_path, models, monkeypatch):
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(tmp_path / "evaluation")
+    calls = []
+
+    def fake_read(uri):
+        calls.append(uri)
+        return EVAL_ROWS, True
+
+    monkeypatch.setattr(safe_executor, "read_evaluation", fake_read)
+    pushed = _push(tmp_path, models["good"], evaluation=evaluation)
+    assert calls == [evaluation.uri]
+    target = Path(pushed.get_string_custom_property("pushed_destination"))
+    card = json.loads((target / "model_card.json").read_text())
+    overall = card["evaluation"]["overall"]
+    assert overall["candidate"]["hierarchical_f1"] == 0.91 and overall["baseline"]["hierarchical_f1"] == 0.85
+    assert overall["difference"]["hierarchical_f1"] == 0.06  # TFMA's own diff
+    assert overall["difference"]["coverage"] == pytest.approx(-0.03)  # computed
+    assert overall["candidate"]["leaf_accuracy"] is None  # NaN -> null, the JSON stays standard
+    assert card["evaluation"]["validation_ok"] is True
+    slices = {s["slice"]: s["metrics"] for s in card["evaluation"]["slices"]}
+    assert slices == {"gender=Men": {"coverage": 0.8}, "level_1=Apparel": {"hierarchical_f1": 0.93}}
+    assert [s["column"] for s in card["evaluation"]["slices"]] == ["level_1", "gender"]
+    md = (target / "model_card.md").read_text()
+    assert "| hierarchical_f1 | 0.9100 | 0.8500 | +0.0600 |" in md
+    assert "| coverage | 0.9400 | 0.9700 | -0.0300 |" in md
+    assert "#### top-level category" in md and "| Apparel | 0.9300 |" in md
+    assert "#### gender" in md
+
+
+def test_unreadable_evaluation_does_not_stop_the_push(tmp_path, models, monkeypatch):
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(tmp_path / "evaluation")
+
+    def broken(uri):
+        raise OSError("no metrics file")
+
+    monkeypatch.setattr(safe_executor, "read_evaluation", broken)
+    pushed = _push(tmp_path, models["good"], evaluation=evaluation)
+    assert pushed.get_int_custom_property("pushed") == 1
+    md = (Path(pushed.get_string_custom_property("pushed_destination")) / "model_card.md").read_text()
+    assert "Metrics unavailable: cannot read the evaluation" in md and "no metrics file" in md
+
+
+def test_check_outputs_names_missing_outputs():
+    n = 3
+    outputs = {name: np.zeros([n]) for name in safe_executor.contract_outputs(2)}
+    del outputs["level_2_confidence"]
+    problems = safe_executor.check_outputs(outputs, n, TAXONOMY)
+    assert problems == ["outputs missing from the signature: level_2_confidence"]
+    outputs = {name: np.array([b"Apparel > Topwear"] * n) for name in safe_executor.contract_outputs(2)}
+    outputs["confidence"] = outputs["full_confidence"] = np.array([0.5, 0.9, np.nan])
+    outputs["category_path"] = np.array([b"", b"Apparel", b"Apparel > Nope"])
+    problems = safe_executor.check_outputs(outputs, n, TAXONOMY)
+    assert len(problems) == 3
+    assert problems[0].startswith("category_path is not a taxonomy path for 1 of 3 rows, e.g. 'Apparel > Nope'")
+
+
+def test_markdown_without_thresholds_or_taxonomy():
+    card = model_card.build_card(info=None, taxonomy=None, thresholds={}, infra={"status": "skipped"})
+    md = model_card.render_markdown(card)
+    assert "None: the returned path is the full decoded path." in md
+    assert "Not available" in md and "Metrics unavailable" in md
+    json.dumps(card, allow_nan=False)
+
+
+def test_component_spec():
+    from tfx.types import Channel
+
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory="/tmp/serving"))
+    pusher = SafePusher(
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+        push_destination=destination,
+        examples=Channel(type=standard_artifacts.Examples),
+        evaluation=Channel(type=standard_artifacts.ModelEvaluation),
+        smoke_rows=8,
+    )
+    assert set(pusher.inputs) == {"model", "model_blessing", "examples", "evaluation"}
+    assert set(pusher.outputs) == {"pushed_model"}
+    assert pusher.outputs["pushed_model"].type == standard_artifacts.PushedModel
+    assert pusher.exec_properties["smoke_rows"] == 8
+    assert pusher.exec_properties["push_destination"] == proto_utils.proto_to_json(destination)  # as Pusher's
+    assert pusher.id == "SafePusher"
+    plain = SafePusher(model=Channel(type=standard_artifacts.Model), push_destination=destination)
+    assert set(plain.inputs) == {"model"} and plain.exec_properties["smoke_rows"] == 32
+    with pytest.raises(ValueError):
+        SafePusher(model=None, push_destination=destination)
+    with pytest.raises(ValueError):
+        SafePusher(model=Channel(type=standard_artifacts.Model))
+
+
+def test_push_by_copy_fallback_writes_saved_model_then_complete_marker(tmp_path, models, monkeypatch):
+    """The object-store path (no rename): everything copied, saved_model.pb and _COMPLETE last."""
+    order = []
+    real_copy_file = safe_executor.io_utils.copy_file
+    real_write = safe_executor.io_utils.write_string_file
+    monkeypatch.setattr(safe_executor.io_utils, "copy_file",
+                        lambda src, dst, *a, **k: (order.append(os.path.basename(dst)), real_copy_file(src, dst, *a, **k)))
+    monkeypatch.setattr(safe_executor.io_utils, "write_string_file",
+                        lambda name, text: (order.append(os.path.basename(name)), real_write(name, text)))
+    source = os.path.join(models["good"].uri, "Format-Serving")
+    (_serving(tmp_path) / "7").mkdir(parents=True)
+    version, target = safe_executor._push_by_copy(source, str(_serving(tmp_path)), {"model_card.md": "# card"}, 7)
+    assert version == "8" and target == str(_serving(tmp_path) / "8")
+    assert order == ["model_card.md", "saved_model.pb", "_COMPLETE"]
+    assert (Path(target) / "variables").is_dir() and (Path(target) / "model_card.md").read_text() == "# card"
