@@ -28,24 +28,26 @@ def _split_records(examples_uri: str, split: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def _predict(model_dir: str, records: list[bytes], batch: int = 512) -> dict[str, np.ndarray]:
+def _predict(model_dir: str, records: list[bytes], depth: int, batch: int = 512) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     from schema import features
 
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    keys = [features.OUT_PATH, features.OUT_FULL_PATH, features.OUT_FULL_CONFIDENCE]
+    keys += [features.out_level_class(k) for k in range(1, depth + 1)]
+    keys += [features.out_level_confidence(k) for k in range(1, depth + 1)]
     parts: dict[str, list] = {}
     for i in range(0, len(records), batch):
         out = serve(examples=tf.constant(records[i:i + batch]))
-        for key in (features.OUT_PATH, features.OUT_FULL_PATH, features.OUT_FULL_CONFIDENCE):
+        for key in keys:
             parts.setdefault(key, []).append(out[key].numpy())
-    truth = []
-    for r in records:
-        ex = tf.train.Example.FromString(r)
-        truth.append(ex.features.feature[features.CATEGORY_PATH].bytes_list.value[0])
     result = {k: np.concatenate(v) for k, v in parts.items()}
-    result["truth"] = np.array(truth, dtype=object)
-    return result
+    result["truth"] = np.array(
+        [tf.train.Example.FromString(r).features.feature[features.CATEGORY_PATH].bytes_list.value[0]
+         for r in records], dtype=object)
+    labelled = np.array([bool(t) for t in result["truth"]])
+    return {k: v[labelled] for k, v in result.items()}
 
 
 def _is_node_of(pred: bytes, truth: bytes) -> bool:
@@ -55,43 +57,70 @@ def _is_node_of(pred: bytes, truth: bytes) -> bool:
 
 def _stats(pred_paths, truth, predicted_mask) -> tuple[float, float]:
     """(coverage, precision): share given a path, and share of those that are right."""
-    n = len(truth)
     covered = int(predicted_mask.sum())
     right = sum(_is_node_of(p, t) for p, t, m in zip(pred_paths, truth, predicted_mask) if m)
-    return covered / n, (right / covered if covered else float("nan"))
+    return covered / len(truth), (right / covered if covered else float("nan"))
 
 
-def global_threshold(confidence, correct, target: float) -> float:
-    from trainer.thresholds import NEVER, lowest_threshold
-
-    t = lowest_threshold(confidence, correct, target)
-    return NEVER if t is None else t
-
-
-def evaluate(model_dir: str, examples_uri: str, target: float) -> dict[str, tuple[float, float]]:
+def _level_arrays(pred: dict, taxonomy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted class ids, confidences, true class ids), each [products, levels]."""
     from schema import features
+    from schema.taxonomy import split_path
 
-    calib = _predict(model_dir, _split_records(examples_uri, "calibration"))
-    evals = _predict(model_dir, _split_records(examples_uri, "eval"))
-    labelled = np.array([bool(t) for t in evals["truth"]])
-    evals = {k: v[labelled] for k, v in evals.items()}
-    calib_correct = np.array([p == t for p, t in zip(calib[features.OUT_FULL_PATH], calib["truth"])])
-    t = global_threshold(calib[features.OUT_FULL_CONFIDENCE], calib_correct, target)
+    ids = np.zeros((len(pred["truth"]), taxonomy.depth), np.int32)
+    conf = np.zeros(ids.shape, np.float32)
+    for k in range(1, taxonomy.depth + 1):
+        index = taxonomy.index(k)
+        names = pred[features.out_level_class(k)]
+        ids[:, k - 1] = [index.get(n.decode(), 0) if n else 0 for n in names]
+        conf[:, k - 1] = pred[features.out_level_confidence(k)]
+    true = np.array([taxonomy.label_ids(split_path(t.decode())) for t in pred["truth"]], np.int32)
+    return ids, conf, true
+
+
+def _backoff_paths(taxonomy, thresholds: dict, ids: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """The model's own decoding rule (trainer.model.decode_outputs) with other thresholds."""
+    import tensorflow as tf
+
+    from schema import features
+    from trainer.model import class_tables, decode_outputs, threshold_tables
+
+    out = decode_outputs(tf.constant(ids), tf.constant(conf), class_tables(taxonomy),
+                         threshold_tables(taxonomy, thresholds))
+    return out[features.OUT_PATH].numpy()
+
+
+def evaluate(model_dir: str, examples_uri: str, targets: list[float]) -> dict[str, tuple[float, float]]:
+    """Per target precision: coverage and precision on eval of the three strategies, all
+    thresholds chosen on the calibration split."""
+    from schema import features
+    from schema.taxonomy import Taxonomy
+    from trainer.export import ASSETS_TAXONOMY, read_asset
+    from trainer.thresholds import NEVER, choose_thresholds, lowest_threshold
+
+    taxonomy = Taxonomy.from_dict(read_asset(model_dir, ASSETS_TAXONOMY))
+    calib = _predict(model_dir, _split_records(examples_uri, "calibration"), taxonomy.depth)
+    evals = _predict(model_dir, _split_records(examples_uri, "eval"), taxonomy.depth)
     full, truth = evals[features.OUT_FULL_PATH], evals["truth"]
-    rows = {
-        "no thresholding (full decoded path)": _stats(full, truth, np.ones(len(full), bool)),
-        f"one global threshold, leaf or nothing (t={t:.3f})": _stats(
-            full, truth, evals[features.OUT_FULL_CONFIDENCE] >= t),
-        "per-node back-off (the pushed model)": _stats(
-            evals[features.OUT_PATH], truth, np.array([bool(p) for p in evals[features.OUT_PATH]])),
-    }
+    calib_exact = np.array([p == t for p, t in zip(calib[features.OUT_FULL_PATH], calib["truth"])])
+    cal_ids, cal_conf, cal_true = _level_arrays(calib, taxonomy)
+    ev_ids, ev_conf, _ = _level_arrays(evals, taxonomy)
+    rows = {"no thresholding (full decoded path)": _stats(full, truth, np.ones(len(full), bool))}
+    for target in targets:
+        t = lowest_threshold(calib[features.OUT_FULL_CONFIDENCE], calib_exact, target)
+        t = NEVER if t is None else t
+        rows[f"target {target}: one global threshold, leaf or nothing (t={t:.3f})"] = _stats(
+            full, truth, evals[features.OUT_FULL_CONFIDENCE] >= t)
+        thresholds = choose_thresholds(taxonomy, cal_ids, cal_conf, cal_true, target)
+        backed = _backoff_paths(taxonomy, thresholds, ev_ids, ev_conf)
+        rows[f"target {target}: per-node back-off"] = _stats(backed, truth, np.array([bool(p) for p in backed]))
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline-root", required=True)
-    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.95, 0.98, 0.99])
     args = parser.parse_args(argv)
 
     from components.run_summary import _store, newest
@@ -105,8 +134,8 @@ def main(argv=None) -> int:
     if model is None or examples is None:
         print(f"no trained model or examples recorded under {root}", file=sys.stderr)
         return 2
-    rows = evaluate(os.path.join(model.uri, "Format-Serving"), examples.uri, args.target)
-    print(f"model {model.uri}\neval split of {examples.uri}, target precision {args.target}\n")
+    rows = evaluate(os.path.join(model.uri, "Format-Serving"), examples.uri, args.targets)
+    print(f"model {model.uri}\neval split of {examples.uri}; thresholds chosen on the calibration split\n")
     print("| strategy | coverage | precision of what is predicted |")
     print("|---|---|---|")
     for name, (coverage, precision) in rows.items():

@@ -13,3 +13,10 @@ class CategoryTaxonomy(Artifact):
     """taxonomy.json: the tree of category paths built from the training split."""
 
     TYPE_NAME = "CategoryTaxonomy"
+
+
+class ReviewReportArtifact(Artifact):
+    """index.html: the static, self-contained review report of one run (verdict, metrics
+    per slice against the baseline, coverage-precision curve, confusions, error sample)."""
+
+    TYPE_NAME = "ReviewReport"

@@ -1,0 +1,1 @@
+"""ReviewReport: a static, self-contained HTML review report of one pipeline run."""
