@@ -4,6 +4,7 @@
                            [--serving-dir DIR] [--max-rows N]
     python pipeline.py categorize --catalog DIR_OR_CSV --spec NAME_OR_FILE --output FILE.csv
                            [--model DIR] [--no-threshold]
+    python pipeline.py status [--pipeline-root DIR] [--spec NAME_OR_FILE]
     python pipeline.py compile --output FILE.json [--image IMAGE] [--pipeline-root URI]
                            [--train-workers N] [--project P] [--region R] [--bucket gs://B] ...
     python pipeline.py submit (--host KFP_URL | --vertex) [--package FILE.json] [compile flags]
@@ -42,11 +43,14 @@ def create_pipeline(config: PipelineConfig):
 
     from components.baseline_selector.component import BaselineSelector
     from components.catalog_example_gen.component import CatalogExampleGen
+    from components.embedder.component import Embedder
+    from components.review_report.component import ReviewReport
     from components.safe_pusher.component import SafePusher
     from components.strict_example_validator.component import StrictExampleValidator
     from components.taxonomy_aware.component import TaxonomyTrainer, TaxonomyTransform
     from components.taxonomy_gen.component import TaxonomyGen
     from evaluator.eval_config import Gate, build_eval_config
+    from trainer.local_cluster import LOCAL_WORKERS_CONFIG
     from trainer.preprocessing import HASH_BUCKETS_CONFIG
     from trainer.presets import get_preset
     from trainer.run import (TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS,
@@ -69,10 +73,23 @@ def create_pipeline(config: PipelineConfig):
         max_depth=spec.max_depth,
         min_count=spec.min_products_per_category,
     )
+    # Text and image embeddings (components/embedder): what the model, the Evaluator, the
+    # review and the push check read. Statistics, validation and the taxonomy stay on the
+    # raw examples; the Embedder passes on the schema with the two embedding features added.
+    embedder = None
+    model_examples, model_schema = example_gen.outputs["examples"], schema_gen.outputs["schema"]
+    if config.embeddings:
+        embedder = Embedder(
+            examples=example_gen.outputs["examples"],
+            cache_dir=config.embedding_cache_dir,
+            schema=schema_gen.outputs["schema"],
+        )
+        embedder.add_upstream_node(example_validator)  # no embedding work on a rejected catalog
+        model_examples, model_schema = embedder.outputs["examples"], embedder.outputs["schema"]
     transform = TaxonomyTransform(
         taxonomy=taxonomy_gen.outputs["taxonomy"],
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        examples=model_examples,
+        schema=model_schema,
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
         custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets},
@@ -85,7 +102,7 @@ def create_pipeline(config: PipelineConfig):
             run_fn="trainer.run.run_fn",
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            schema=schema_gen.outputs["schema"],
+            schema=model_schema,
             train_args=trainer_pb2.TrainArgs(splits=["train"]),
             eval_args=trainer_pb2.EvalArgs(splits=["calibration"]),
             custom_config={
@@ -93,6 +110,7 @@ def create_pipeline(config: PipelineConfig):
                 TRAIN_CONFIG_BASELINE: baseline,
                 TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
                 TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
+                LOCAL_WORKERS_CONFIG: 1 if baseline else config.train_workers,
             },
         )
 
@@ -115,11 +133,19 @@ def create_pipeline(config: PipelineConfig):
         fallback_model=baseline_trainer.outputs["model"], blessed_model=latest_blessed.outputs["model"]
     )
     evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=model_examples,
         model=model_trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline"],
         eval_config=build_eval_config(spec, spec.max_depth, gate, with_baseline=True),
         example_splits=["eval"],
+    )
+    # Static HTML review: metrics per slice vs the baseline, verdict, curve, confusions, errors.
+    review = ReviewReport(
+        examples=model_examples,
+        model=model_trainer.outputs["model"],
+        baseline_model=baseline.outputs["baseline"],
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"],
     )
     # Infra check on eval rows, atomic versioned push, model card beside the model.
     pusher = SafePusher(
@@ -128,7 +154,7 @@ def create_pipeline(config: PipelineConfig):
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.push_dir)
         ),
-        examples=example_gen.outputs["examples"],
+        examples=model_examples,
         evaluation=evaluator.outputs["evaluation"],
     )
     components = [
@@ -137,12 +163,14 @@ def create_pipeline(config: PipelineConfig):
         schema_gen,
         example_validator,
         taxonomy_gen,
+        *([embedder] if embedder is not None else []),
         transform,
         model_trainer,
         baseline_trainer,
         latest_blessed,
         baseline,
         evaluator,
+        review,
         pusher,
     ]
     return tfx.dsl.Pipeline(
@@ -162,6 +190,10 @@ def create_pipeline(config: PipelineConfig):
 
 
 def run_local(config: PipelineConfig) -> None:
+    from schema.catalog_reader import check_catalog
+
+    # A catalog whose header cannot fit the spec is refused before any component starts.
+    check_catalog(os.path.join(config.catalog_dir, config.spec.csv_file), config.spec)
     from tfx import v1 as tfx
 
     from components.run_summary import print_summary
@@ -186,6 +218,10 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="precision the per-node thresholds aim for on the calibration split (0 = off)")
     parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+    parser.add_argument("--no-embeddings", action="store_true",
+                        help="skip the Embedder: the model reads the hashed n-grams only")
+    parser.add_argument("--embedding-cache-dir", default=None,
+                        help="content-hash embedding cache (default: .cache/embeddings; '' turns it off)")
 
 
 def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -210,6 +246,9 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
         target_precision=args.target_precision,
         shuffle_labels=args.shuffle_labels,
         enable_cache=not args.no_cache,
+        train_workers=getattr(args, "train_workers", None) or 1,
+        embeddings=not args.no_embeddings,
+        embedding_cache_dir=args.embedding_cache_dir,
     )
 
 
@@ -218,6 +257,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the whole pipeline with LocalDagRunner")
     _add_run_args(run)
+    run.add_argument("--train-workers", type=int, default=1,
+                     help="train data-parallel with N worker processes on this machine (MultiWorkerMirroredStrategy)")
     cat = sub.add_parser("categorize", help="categorise a catalog with a pushed model")
     cat.add_argument("--catalog", required=True, help="catalog folder or CSV file")
     cat.add_argument("--spec", required=True)
@@ -226,6 +267,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cat.add_argument("--serving-dir", default=None)
     cat.add_argument("--no-threshold", action="store_true", help="return the full decoded path for every product")
     cat.add_argument("--batch-size", type=int, default=512)
+    status = sub.add_parser("status", help="list the runs recorded in the pipeline's ML Metadata")
+    status.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
+    status.add_argument("--spec", default="fashion")
     # Kubeflow Pipelines / Vertex AI (kubeflow/runner.py): the same flags as `run`, plus cluster ones.
     from kubeflow import runner as kubeflow_runner
 
@@ -249,6 +293,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             categorize(args.catalog, args.spec, args.output, model_dir=args.model,
                        serving_dir=args.serving_dir, use_thresholds=not args.no_threshold,
                        batch_size=args.batch_size)
+        elif args.command == "status":
+            from components.run_status import print_status
+            from schema.catalog_spec import load_spec
+
+            spec_name = load_spec(args.spec).name
+            root = args.pipeline_root or str(PROJECT_ROOT / "pipelines" / spec_name)
+            print_status(os.path.join(root, "metadata.sqlite"), f"categorize-{spec_name}")
         elif args.command == "compile":
             kubeflow_runner.compile_from_args(args, _config_from_args)
         elif args.command == "submit":

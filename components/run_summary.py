@@ -81,6 +81,33 @@ def failing_checks(evaluation_uri: str) -> list[str]:
     return lines
 
 
+def outside_taxonomy(examples_uri: str, taxonomy_uri: str, split: str = "eval") -> dict[str, int]:
+    """Counts the split's products whose category path is not wholly a node of the taxonomy
+    (built from the train split only): unseen at the top level, or placed at an ancestor."""
+    import tensorflow as tf
+
+    from schema import features
+    from schema.taxonomy import STOP, Taxonomy, ancestors
+
+    taxonomy = Taxonomy.load(taxonomy_uri)
+    nodes = {c for level in taxonomy.levels for c in level.classes if c != STOP}
+    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    spec = {features.CATEGORY_PATH: tf.io.FixedLenFeature([], tf.string, default_value="")}
+    counts = {"eval_rows": 0, "unseen_top_level": 0, "placed_higher": 0}
+    if not files:
+        return counts
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
+    for batch in dataset.map(lambda records: tf.io.parse_example(records, spec)):
+        for path in batch[features.CATEGORY_PATH].numpy():
+            counts["eval_rows"] += 1
+            prefixes = ancestors(path.decode("utf-8"))
+            if not prefixes or prefixes[0] not in nodes:
+                counts["unseen_top_level"] += 1
+            elif prefixes[-1] not in nodes:
+                counts["placed_higher"] += 1
+    return counts
+
+
 def print_summary(config: PipelineConfig) -> dict[str, Any]:
     store = _store(config)
     examples = newest(store, "Examples", having="rows_ingested")  # the ingest's, not Transform's
@@ -108,6 +135,12 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
         print(f"  rejected rows and reasons: {os.path.join(rejected.uri, 'rejected.csv')}")
     if taxonomy is not None:
         print(f"taxonomy: {prop(taxonomy, 'summary', '')}  ({taxonomy.uri})")
+        if examples is not None:
+            summary["eval_outside_taxonomy"] = outside_taxonomy(examples.uri, taxonomy.uri)
+            unseen = summary["eval_outside_taxonomy"]
+            print(f"eval products outside the taxonomy: {unseen['unseen_top_level']} with an unseen top-level "
+                  f"category, {unseen['placed_higher']} placed at an ancestor (deeper category unseen or too "
+                  f"rare in training), of {unseen['eval_rows']}")
     for model_name, values in sorted(summary["metrics"].items()):
         shown = ", ".join(
             f"{k}={v:.4f}" for k, v in sorted(values.items())
@@ -118,6 +151,10 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
         print(f"baseline: {summary['baseline']} model ({prop(baseline, 'source_uri', '')})")
     print(f"blessed: {summary['blessed']}   pushed: {summary['pushed']}"
           + (f" -> {summary['pushed_to']}" if summary["pushed"] else ""))
+    report = newest(store, "ReviewReport")
+    if report is not None:
+        summary["report"] = prop(report, "report_path", "")
+        print(f"review report (open in a browser): {summary['report']}")
     if pushed is not None and prop(pushed, "infra_check"):
         print(f"infra check: {prop(pushed, 'infra_check')}")
     if summary["pushed"] and prop(pushed, "model_card"):

@@ -7,6 +7,7 @@ and the reason, and image problems that do not cost the row come out as warnings
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import io
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -25,8 +27,13 @@ MAX_TEXT_CHARS = 2000
 # Decompression-bomb guard: more pixels than this and the image is refused.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# Formats a photo may have (grayscale and CMYK JPEGs included); the bytes are kept encoded.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
+# Control characters, zero-width space, direction marks and bidi embeddings/overrides, line
+# and paragraph separators, BOM. Zero-width (non-)joiners stay: emoji sequences (a family,
+# a flag with a skin tone) and Persian or Indic spelling need them.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _WHITESPACE = re.compile(r"\s+")
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -34,6 +41,10 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 class CatalogError(ValueError):
     """The catalog file as a whole cannot be read; the message names the file."""
+
+
+class _ImageRefused(ValueError):
+    """An image check failed with a reason already written for the reader."""
 
 
 @dataclasses.dataclass
@@ -88,7 +99,10 @@ def clean_path(spec: CatalogSpec, row: dict[str, str]) -> list[str]:
             if not isinstance(decoded, list) or not all(isinstance(x, str) for x in decoded):
                 raise ValueError(f"label column {label.path_column!r} is not a JSON list of strings")
             raw = decoded[0] if decoded else ""
-        levels = [clean_text(part) for part in raw.split(label.separator)] if raw else []
+        # Split on the separator without its padding, so a trailing "A > B > " (stripped
+        # to "A > B >") still ends in an empty, dropped level rather than a "B >" node.
+        separator = label.separator.strip() or label.separator
+        levels = [clean_text(part) for part in raw.split(separator)] if raw else []
     while levels and not levels[-1]:
         levels.pop()
     if not levels:
@@ -127,7 +141,8 @@ def read_catalog(
     except OSError as err:
         raise CatalogError(f"{path}: cannot open catalog: {err}") from err
     with handle:
-        reader = csv.reader(handle, strict=True)
+        lines = _Lines(handle)
+        reader = csv.reader(lines, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -137,28 +152,93 @@ def read_catalog(
         header = [clean_text(h) for h in header]
         if header and header[0].startswith("\ufeff"):
             header[0] = header[0][1:]
-        needed = [c for c in spec.required_columns if require_label or c not in _label_columns(spec)]
-        missing = [c for c in needed if c not in header]
-        if missing:
-            raise CatalogError(
-                f"{path}: header lacks column(s) {missing} that spec {spec.name!r} needs; header is {header}"
-            )
+        check_header(path, header, spec, require_label=require_label)
         seen_ids: dict[str, int] = {}
         yielded = 0
+        line = len(lines.take())  # physical lines read so far (the header's)
         while max_rows is None or yielded < max_rows:
-            row_number = reader.line_num + 1
+            row_number = line + 1  # physical line where this record starts
             try:
                 values = next(reader)
             except StopIteration:
                 break
             except csv.Error as err:
-                yield Rejected(row_number, "", f"unparseable CSV ({err}); check for unbalanced quotes")
+                # Reject the record's first line only and parse again from the next one,
+                # so an unbalanced quote costs one row, not every row up to the next quote.
+                consumed = lines.take()
+                first = consumed[0] if consumed else ""
+                lines.push_back(consumed[1:])
+                line = row_number
+                reader = csv.reader(lines, strict=True)
+                guess = clean_text(first.split(",", 1)[0].strip('"'))[:80]
+                yield Rejected(row_number, guess, f"unparseable CSV ({err}); check for unbalanced quotes")
                 yielded += 1
                 continue
+            line += len(lines.take())
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue  # a blank line is not a record
             yielded += 1
             yield _parse_row(spec, header, values, row_number, seen_ids, require_label)
+
+
+class _Lines:
+    """The CSV file's lines for csv.reader, remembering those the current record used, so
+    that after a parse error the lines after the record's first can be read again."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._pending: collections.deque[str] = collections.deque()
+        self._consumed: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self._pending.popleft() if self._pending else next(self._handle)
+        self._consumed.append(line)
+        return line
+
+    def take(self) -> list[str]:
+        consumed, self._consumed = self._consumed, []
+        return consumed
+
+    def push_back(self, consumed: list[str]) -> None:
+        self._pending.extendleft(reversed(consumed))
+
+
+def _spec_fields(spec: CatalogSpec) -> dict[str, str]:
+    """Column -> the spec field that names it, for error messages."""
+    fields = {spec.id_column: "id_column", spec.title_column: "title_column"}
+    fields.update({c: "description_columns" for c in spec.description_columns})
+    if spec.image_column:
+        fields[spec.image_column] = "image_column"
+    fields.update({c: "label.columns" for c in spec.label.columns})
+    if spec.label.path_column:
+        fields[spec.label.path_column] = "label.path_column"
+    return fields
+
+
+def check_header(path: Union[str, os.PathLike], header: list[str], spec: CatalogSpec, *,
+                 require_label: bool = True) -> None:
+    """Refuses a header that lacks a column the spec names, naming the file, the spec field
+    and the column."""
+    needed = [c for c in spec.required_columns if require_label or c not in _label_columns(spec)]
+    missing = [c for c in needed if c not in header]
+    if missing:
+        fields = _spec_fields(spec)
+        named = ", ".join(f"{fields.get(c, 'column')} {c!r}" for c in missing)
+        raise CatalogError(
+            f"{path}: header lacks column(s) {missing} that spec {spec.name!r} needs ({named}); "
+            f"header is {header}"
+        )
+
+
+def check_catalog(csv_path: Union[str, os.PathLike], spec: CatalogSpec, *, require_label: bool = True) -> None:
+    """Reads only the header: a run refuses a catalog that cannot fit its spec before any
+    component starts."""
+    rows = read_catalog(csv_path, spec, require_label=require_label, max_rows=0)
+    for _ in rows:
+        pass
 
 
 def _label_columns(spec: CatalogSpec) -> set[str]:
@@ -234,13 +314,31 @@ def load_image_bytes(catalog_dir: Union[str, os.PathLike], relative: str) -> byt
         raise ValueError(f"image file {relative!r} is {size} bytes, over {MAX_IMAGE_BYTES}")
     data = target.read_bytes()
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ValueError(f"image {relative!r} has {width}x{height} pixels, over the limit")
-            img.verify()
-    except ValueError:
+        with warnings.catch_warnings():
+            # PIL warns (DecompressionBombWarning) past its own limit and raises
+            # (DecompressionBombError) past twice that, both in Image.open; both are refusals.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+                # Image.open reads only the header: the size is checked before any decoding.
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise _ImageRefused(
+                        f"image {relative!r} has {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS}"
+                    )
+                img.verify()
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+                # A decode (JPEGs at 1/8 scale, which is cheap) finds truncated files that
+                # verify() lets through.
+                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                img.load()
+    except _ImageRefused:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(f"image {relative!r} is over the pixel limit (decompression bomb?): {err}") from err
+    except Image.UnidentifiedImageError as err:
+        raise ValueError(
+            f"image {relative!r} cannot be decoded: not one of the accepted formats {list(IMAGE_FORMATS)}"
+        ) from err
     except Exception as err:  # PIL raises many types for corrupt data
         raise ValueError(f"image {relative!r} cannot be decoded: {type(err).__name__}: {err}") from err
     return data

@@ -39,6 +39,9 @@ class PipelineConfig:
     target_precision: float = 0.95  # smart thresholding on the calibration split; 0 = off
     shuffle_labels: bool = False  # trains a deliberately broken candidate (gating tests)
     enable_cache: bool = True
+    # Embedder: multilingual text and image embeddings as extra model inputs.
+    embeddings: bool = True
+    embedding_cache_dir: Optional[str] = None  # None: <project>/.cache/embeddings; "": no cache
 
     @property
     def pipeline_name(self) -> str:

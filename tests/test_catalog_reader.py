@@ -99,6 +99,7 @@ def test_flipkart_reference_convention():
         "Footwear", "Women's Footwear", "Ballerinas"]
     assert clean_path(FLIPKART, _flip('["Pet Supplies >> Grooming"]')) == ["Pet Supplies"]
     assert clean_path(FLIPKART, _flip('["eBooks"]')) == ["eBooks"]
+    assert clean_path(FLIPKART, _flip('["A >> B >> C >> "]')) == ["A", "B"]  # trailing separator
     with pytest.raises(ValueError, match="not a JSON list"):
         clean_path(FLIPKART, _flip("Clothing >> Jeans"))
 

@@ -111,6 +111,26 @@ def test_every_artifact_is_there(fashion_run):
     assert len(_versions(serving, "fashion")) == 1
 
 
+def test_status_lists_runs_from_metadata(fashion_run, capsys):
+    """`pipeline.py status` reads the runs back from ML Metadata: start, executed vs cached,
+    blessed and the pushed version."""
+    catalog, root, serving = fashion_run
+    capsys.readouterr()
+    assert pipeline.main(["status", "--pipeline-root", str(root), "--spec", "fashion"]) == 0
+    out = capsys.readouterr().out
+    from components.run_status import list_runs, open_store
+
+    runs = list_runs(open_store(str(root / "metadata.sqlite")), "categorize-fashion")
+    assert runs and f"{len(runs)} run(s) of categorize-fashion" in out
+    first = runs[0]
+    assert "CatalogExampleGen" in first["executed"] and "TaxonomyTrainer" in first["executed"]
+    assert not first["running"] and not first["failed"]
+    assert first["blessed"] is True and first["pushed"]
+    assert first["pushed_version"] == _versions(serving, "fashion")[0]
+    assert f"- run {first['run_id']}, started " in out
+    assert f"blessed: yes; pushed: version {first['pushed_version']} -> " in out
+
+
 def _is_prefix(path: str, truth: str) -> bool:
     levels, true_levels = path.split(" > "), truth.split(" > ")
     return true_levels[: len(levels)] == levels
@@ -196,3 +216,16 @@ def test_flipkart_text_only_catalog(tmp_path):
     rows = _categorize(csv_path, "flipkart", serving, tmp_path / "out.csv", "--no-threshold")
     assert [r["id"] for r in rows] == ids
     assert sum(bool(r["category_path"]) for r in rows) == len(ids) - 2  # all but the two bad rows
+
+
+def test_two_local_workers_train_one_model(fashion_run):
+    """`--train-workers 2`: two processes with TF_CONFIG (chief + worker) train with
+    MultiWorkerMirroredStrategy; both finish (a failed worker fails the run), the loss goes
+    down, and only the chief's model is exported."""
+    catalog, root, serving = fashion_run
+    _run(catalog, "fashion", root, serving, "--train-workers", "2")
+    model_root = _only(root, "TaxonomyTrainer", "model")
+    info = json.loads((model_root / "Format-Serving" / "assets.extra" / "model_info.json").read_text())
+    assert info["workers"] == 2
+    assert info["loss_history"][-1] < info["loss_history"][0]
+    assert sorted(p.name for p in model_root.iterdir()) == ["Format-Serving"]

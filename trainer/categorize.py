@@ -7,6 +7,7 @@ row per input row, in input order: rejected rows get an empty path and the reaso
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 import time
@@ -44,6 +45,11 @@ class Categorizer:
         self.model_dir = str(model_dir)
         self._model = tf.saved_model.load(self.model_dir)
         self._serve = self._model.signatures["serving_default"]
+        info_path = Path(self.model_dir) / "assets.extra" / "model_info.json"
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+        # Embedding inputs the model reads (trainer/run.py); added to requests with the
+        # Embedder's own code (components/embedder/encoders.py).
+        self.embedding_features = tuple(info.get("embedding_features") or ())
 
     def predict(self, serialized: list[bytes]) -> dict:
         import tensorflow as tf
@@ -71,6 +77,7 @@ def categorize(
     serving_dir: Optional[str] = None,
     use_thresholds: bool = True,
     batch_size: int = 512,
+    embedding_cache_dir: Optional[str] = None,
 ) -> dict:
     from schema.examples import product_to_example
 
@@ -82,6 +89,11 @@ def categorize(
     start = time.time()
     categorizer = Categorizer(model_path)
     print(f"loaded model {model_path} in {time.time() - start:.1f}s", file=sys.stderr, flush=True)
+    embed, cache = None, None
+    if getattr(categorizer, "embedding_features", ()):
+        from components.embedder import encoders
+
+        embed, cache = encoders.embed_examples, encoders.open_cache(embedding_cache_dir)
     path_key = features.OUT_PATH if use_thresholds else features.OUT_FULL_PATH
     conf_key = features.OUT_CONFIDENCE if use_thresholds else features.OUT_FULL_CONFIDENCE
     depth_key = features.OUT_DEPTH if use_thresholds else "full_depth"
@@ -95,7 +107,7 @@ def categorize(
             results: list[Optional[list]] = [None] * len(batch)
             for i, row in enumerate(batch):
                 if isinstance(row, Rejected):
-                    results[i] = [row.id, "", "", 0, f"rejected: {row.reason}"]
+                    results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {row.reason}"]
                     continue
                 assert isinstance(row, Product)
                 image = None
@@ -104,12 +116,15 @@ def categorize(
                         image = load_image_bytes(image_root, row.image_path)
                     except ValueError as err:
                         if not row.title and not row.description:
-                            results[i] = [row.id, "", "", 0, f"rejected: no title and unusable image: {err}"]
+                            results[i] = [row.id, "", "", 0,
+                                          f"rejected: row {row.row_number}: no title and unusable image: {err}"]
                             continue
-                requests.append(product_to_example(row, spec, image).SerializeToString())
+                requests.append(product_to_example(row, spec, image))
                 slots.append(i)
             if requests:
-                out = categorizer.predict(requests)
+                if embed is not None:
+                    requests = embed(requests, cache)
+                out = categorizer.predict([r.SerializeToString() for r in requests])
                 for j, i in enumerate(slots):
                     path = out[path_key][j].decode("utf-8")
                     conf = float(out[conf_key][j])

@@ -10,6 +10,7 @@ import json
 import os
 from typing import Any, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -28,7 +29,15 @@ SERVING_INPUTS = (features.TITLE, features.DESCRIPTION, features.HAS_IMAGE, feat
 
 def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
     raw = tft_output.raw_feature_spec()
-    return {k: v for k, v in raw.items() if k in SERVING_INPUTS}
+    spec = {k: v for k, v in raw.items() if k in SERVING_INPUTS}
+    for name in (features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING):
+        # Zeros when a request has none: a model that does not read them (the baseline,
+        # model_info.json `embedding_features` empty) then takes the same requests.
+        feature = spec.get(name)
+        if isinstance(feature, tf.io.FixedLenFeature) and feature.default_value is None and feature.shape:
+            size = int(np.prod(feature.shape))
+            spec[name] = tf.io.FixedLenFeature(feature.shape, feature.dtype, default_value=[0.0] * size)
+    return spec
 
 
 class ServingModule(tf.Module):

