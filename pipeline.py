@@ -213,7 +213,8 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=os.environ.get("MODEL_PRESET", "default"),
                         help="model size preset: small, default or large")
     parser.add_argument("--min-hf1", type=float, default=0.5, help="absolute floor on hierarchical F1")
-    parser.add_argument("--f1-margin", type=float, default=0.0, help="candidate must beat the baseline's hF1 by this")
+    parser.add_argument("--f1-margin", type=float, default=1e-6,
+                        help="candidate must beat the baseline's hF1 by at least this (a tie is not a win)")
     parser.add_argument("--target-precision", type=float, default=0.95,
                         help="precision the per-node thresholds aim for on the calibration split (0 = off)")
     parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)

@@ -24,8 +24,10 @@ class Gate:
 
     min_hierarchical_f1: float = 0.5
     min_leaf_accuracy: float = 0.3
-    # Candidate must beat the baseline's hF1 by this much (absolute); 0 = not worse.
-    f1_margin_over_baseline: float = 0.0
+    # Candidate must beat the baseline's hF1 by at least this much (absolute). TFMA checks
+    # `diff >= margin`, so the default is a hair above 0: a tie (the same model evaluated
+    # again on an unchanged catalog) is not a win and is not pushed again.
+    f1_margin_over_baseline: float = 1e-6
     # Coverage may not drop by more than this versus the baseline.
     coverage_tolerance: float = 0.0
     # No top-level slice may lose more than this hF1 versus the baseline.

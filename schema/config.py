@@ -33,7 +33,7 @@ class PipelineConfig:
     # Gating (see evaluator/eval_config.py Gate).
     min_hierarchical_f1: float = 0.5
     min_leaf_accuracy: float = 0.3
-    f1_margin_over_baseline: float = 0.0
+    f1_margin_over_baseline: float = 1e-6  # a tie with the baseline is not a win
     coverage_tolerance: float = 0.0
     slice_tolerance: float = 0.05
     target_precision: float = 0.95  # smart thresholding on the calibration split; 0 = off

@@ -178,6 +178,18 @@ def test_categorize_unseen_rows(fashion_run, tmp_path):
     assert node_precision(kept) >= node_precision(predicted) - 0.02
 
 
+def test_unchanged_rerun_is_compared_with_the_first_model_and_not_pushed_again(fashion_run, capsys):
+    """`make run` twice: the second run reuses every cached artifact, compares its model
+    with the one it pushed first, and a tie is not a win."""
+    catalog, root, serving = fashion_run
+    before = _versions(serving, "fashion")
+    _run(catalog, "fashion", root, serving)
+    out = capsys.readouterr().out
+    assert "baseline: latest_blessed model" in out
+    assert "blessed: False" in out and "change of hierarchical_f1" in out
+    assert _versions(serving, "fashion") == before
+
+
 def test_worse_candidate_is_not_pushed(fashion_run, capsys):
     catalog, root, serving = fashion_run
     before = _versions(serving, "fashion")
