@@ -74,8 +74,8 @@ def run_fn(fn_args: Any) -> None:
     from trainer.model import HierarchicalClassifier
     from trainer.presets import get_preset
 
-    keras.utils.set_random_seed(int((fn_args.custom_config or {}).get("seed", 7)))  # repeatable runs
     config = fn_args.custom_config or {}
+    keras.utils.set_random_seed(int(config.get("seed", 7)))  # repeatable runs
     preset = get_preset(config.get(TRAIN_CONFIG_PRESET, "default"))
     linear = bool(config.get(TRAIN_CONFIG_BASELINE, False))
     taxonomy = Taxonomy.load(taxonomy_uri(config))
