@@ -24,10 +24,10 @@ flipkart: install
 	$(PY) pipeline.py run --spec flipkart --catalog ../shared/datasets/flipkart $(RUN_ARGS)
 
 test: install
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
-	$(PY) -m pytest -q tests -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 compile: install
 	$(PY) pipeline.py compile --output outputs/pipeline.json
