@@ -29,6 +29,15 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
+# Every benchmark of BENCHMARKS.md in turn (about an hour on 2 cores; each also runs alone).
+bench: install
+	$(PY) bench/quality.py
+	$(PY) bench/thresholding.py --pipeline-root pipelines/fashion
+	$(PY) bench/encoders.py
+	$(PY) bench/categorize.py
+	$(PY) bench/training.py
+	$(PY) bench/pipeline_scale.py --rerun
+
 compile: install
 	$(PY) pipeline.py compile --output outputs/pipeline.json
 

@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from schema.config import DEFAULT_CATALOG, PipelineConfig  # noqa: E402
+from schema.config import BEAM_MODES, DEFAULT_CATALOG, PipelineConfig  # noqa: E402
 
 
 def create_pipeline(config: PipelineConfig):
@@ -223,6 +223,9 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="skip the Embedder: the model reads the hashed n-grams only")
     parser.add_argument("--embedding-cache-dir", default=None,
                         help="content-hash embedding cache (default: .cache/embeddings; '' turns it off)")
+    parser.add_argument("--beam-mode", choices=sorted(BEAM_MODES), default=None,
+                        help="DirectRunner mode of the Beam components (default: the measured faster one, "
+                             "see BENCHMARKS.md)")
 
 
 def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -250,6 +253,7 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
         train_workers=getattr(args, "train_workers", None) or 1,
         embeddings=not args.no_embeddings,
         embedding_cache_dir=args.embedding_cache_dir,
+        **({"beam_args": BEAM_MODES[args.beam_mode]} if args.beam_mode else {}),
     )
 
 

@@ -49,6 +49,7 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: Optional[str] 
     for run_context in sorted(run_contexts, key=lambda c: (c.create_time_since_epoch, c.id)):
         executions = store.get_executions_by_context(run_context.id)
         nodes: dict[str, list[str]] = {state: [] for state in ("executed", "cached", "running", "failed")}
+        seconds: dict[str, float] = {}  # wall time of each executed node (MLMD create -> last update)
         pipelines = set()
         for execution in sorted(executions, key=lambda e: e.id):
             node = ""
@@ -58,7 +59,10 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: Optional[str] 
                 elif context.type == "pipeline":
                     pipelines.add(context.name)
             node = node.split(".", 1)[1] if "." in node else node or execution.type
-            nodes[_STATES.get(execution.last_known_state, "running")].append(node)
+            state = _STATES.get(execution.last_known_state, "running")
+            nodes[state].append(node)
+            if state == "executed":
+                seconds[node] = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         if pipeline_name and pipelines and pipeline_name not in pipelines:
             continue
         outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
@@ -75,6 +79,7 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: Optional[str] 
             "run_id": run_context.name,
             "started": _when(min(starts)),
             **nodes,
+            "seconds": seconds,
             "blessed": (bool(prop(blessings[-1], "blessed", 0)) if blessings else None),
             "pushed": bool(pushed),
             "pushed_version": str(prop(pushed[-1], "pushed_version", "")) if pushed else "",
@@ -95,5 +100,6 @@ def print_status(metadata_path: str, pipeline_name: Optional[str] = None) -> lis
               + f"; blessed: {blessed}; pushed: {pushed}")
         for state in ("executed", "cached", "running", "failed"):
             if run[state]:
-                print(f"    {state}: {', '.join(run[state])}")
+                names = [f"{n} ({run['seconds'][n]:.0f}s)" if n in run["seconds"] else n for n in run[state]]
+                print(f"    {state}: {', '.join(names)}")
     return runs

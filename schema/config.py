@@ -17,7 +17,12 @@ DEFAULT_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 DEFAULT_CATALOG = DEFAULT_DATASETS / "fashion"
 
 # Beam on the DirectRunner: see BENCHMARKS.md for the measurement behind the default.
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+BEAM_MODES = {
+    "in_memory": ("--direct_running_mode=in_memory", "--direct_num_workers=1"),
+    # one worker process per core (direct_num_workers=0 means "as many as CPUs")
+    "multi_processing": ("--direct_running_mode=multi_processing", "--direct_num_workers=0"),
+}
+DEFAULT_BEAM_ARGS = BEAM_MODES["in_memory"]
 
 
 @dataclasses.dataclass

@@ -66,6 +66,18 @@ def test_encoders_load_offline_with_documented_shapes(no_network):
     assert np.isfinite(emb).all()
 
 
+
+def test_a_product_without_text_gets_a_zero_text_embedding(tmp_path):
+    """Like a missing photo: no title means no text signal, which is what the model's
+    modality dropout trains for, not the encoder's vector for an empty string."""
+    cache = encoders.open_cache(str(tmp_path))
+    emb = encoders.embed_texts(["Blue denim jacket", "", "   ", "Blue denim jacket"], cache)
+    assert emb.shape == (4, 512)
+    assert np.all(emb[1:3] == 0)
+    assert np.linalg.norm(emb[0]) > 0.5 and np.array_equal(emb[0], emb[3])
+    again = encoders.embed_texts(["", "Blue denim jacket"], cache)  # second call: from the cache
+    assert np.all(again[0] == 0) and np.array_equal(again[1], emb[0])
+
 _FALLBACK_PAIRS = [  # (English, Spanish, German) titles of the same product
     ("Men Navy Blue Cotton Shirt", "Camisa de algodón azul marino para hombre", "Herren Baumwollhemd in Marineblau"),
     ("Women Silver Analog Watch", "Reloj analógico plateado para mujer", "Damen Analoguhr in Silber"),

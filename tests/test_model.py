@@ -55,3 +55,26 @@ def test_thresholds_back_off_to_the_parent():
     assert out[features.OUT_DEPTH].numpy().tolist() == [3, 2, 0]
     assert np.allclose(out[features.OUT_CONFIDENCE].numpy(), [0.8, 0.9, 0.0])
     assert all(p.decode() == "Apparel > Topwear > Tshirts" for p in out[features.OUT_FULL_PATH].numpy())
+
+
+def test_modality_dropout_blanks_all_text_or_the_photo_never_both():
+    """Photo-only products must be seen in training as serving sees them: no n-grams and
+    no sentence embedding at once; products without a photo always keep their text."""
+    preset = get_preset("small")
+    model = HierarchicalClassifier(Taxonomy.build(PATHS, max_depth=3, min_count=3), preset,
+                                   embedding_features=(features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING))
+    n = 4000
+    ngrams, text = tf.ones([n, 8]), tf.ones([n, 5])
+    photo = tf.concat([tf.ones([n // 2, 3]), tf.zeros([n // 2, 3])], axis=0)  # second half: no photo
+    tf.random.set_seed(1)
+    (kept_ngrams, kept_text), (kept_photo,) = model._drop_modality([ngrams, text], [photo])
+    ngram_on = kept_ngrams.numpy().any(axis=1)
+    text_on = kept_text.numpy().any(axis=1)
+    photo_on = kept_photo.numpy().any(axis=1)
+    with_photo = np.arange(n) < n // 2
+    assert (ngram_on == text_on).all(), "title n-grams and sentence embedding are dropped together"
+    assert (text_on | photo_on)[with_photo].all(), "a product never loses both modalities"
+    assert text_on[~with_photo].all(), "a product without a photo keeps its text"
+    p = preset.modality_dropout
+    assert abs((~text_on[with_photo]).mean() - p) < 0.04
+    assert abs((~photo_on[with_photo]).mean() - p) < 0.04

@@ -92,6 +92,7 @@ def test_every_artifact_is_there(fashion_run):
     assert (model / "saved_model.pb").exists()
     info = json.loads((model / "assets.extra" / "model_info.json").read_text())
     assert info["loss_history"][-1] < info["loss_history"][0]
+    assert 0 < info["train_seconds"] and info["train_examples_per_second"] > 0  # bench/training.py reads these
 
     import tensorflow_model_analysis as tfma
 
@@ -129,6 +130,10 @@ def test_status_lists_runs_from_metadata(fashion_run, capsys):
     assert first["pushed_version"] == _versions(serving, "fashion")[0]
     assert f"- run {first['run_id']}, started " in out
     assert f"blessed: yes; pushed: version {first['pushed_version']} -> " in out
+    # Per-component wall times, for every executed node and nothing else.
+    assert set(first["seconds"]) == set(first["executed"]) and all(t >= 0 for t in first["seconds"].values())
+    assert first["seconds"]["TaxonomyTrainer"] > 0
+    assert f"TaxonomyTrainer ({first['seconds']['TaxonomyTrainer']:.0f}s)" in out
 
 
 def _is_prefix(path: str, truth: str) -> bool:

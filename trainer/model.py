@@ -80,21 +80,28 @@ class HierarchicalClassifier(keras.Model):
 
     # ---- encoder ------------------------------------------------------------------------
     def encode(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        parts = [self.bag(inputs[features.TEXT_TOKENS])]
+        text_parts = [self.bag(inputs[features.TEXT_TOKENS])]
+        image_parts = []
         for name in self.embedding_features:
             emb = tf.cast(inputs[name], tf.float32)
-            if training and self.preset.modality_dropout > 0:
-                keep = tf.cast(
-                    tf.random.uniform([tf.shape(emb)[0], 1]) >= self.preset.modality_dropout, tf.float32
-                )
-                emb = emb * keep
-            parts.append(emb)
-        if training and self.preset.modality_dropout > 0 and self.embedding_features:
-            # Also blank the learned text tower now and then, so photo-only products work.
-            keep = tf.cast(tf.random.uniform([tf.shape(parts[0])[0], 1]) >= self.preset.modality_dropout, tf.float32)
-            parts[0] = parts[0] * keep
+            (image_parts if name == features.IMAGE_EMBEDDING else text_parts).append(emb)
+        if training and self.preset.modality_dropout > 0 and image_parts:
+            text_parts, image_parts = self._drop_modality(text_parts, image_parts)
+        parts = text_parts + image_parts
         h = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
         return h if self.fuse is None else self.fuse(h, training=training)
+
+    def _drop_modality(self, text_parts: list, image_parts: list) -> tuple[list, list]:
+        """One draw per product with a photo: blank all of its text (title n-grams and
+        sentence embedding together, as a product without a title arrives at serving), or
+        blank its photo, never both. Training then sees photo-only and text-only products;
+        products without a photo keep their text, which is all they have."""
+        p = self.preset.modality_dropout
+        has_photo = tf.cast(tf.reduce_any(tf.not_equal(image_parts[0], 0.0), axis=-1, keepdims=True), tf.float32)
+        u = tf.random.uniform(tf.shape(has_photo))
+        drop_text = tf.cast(u < p, tf.float32) * has_photo
+        drop_image = tf.cast((u >= p) & (u < 2 * p), tf.float32)
+        return [t * (1.0 - drop_text) for t in text_parts], [i * (1.0 - drop_image) for i in image_parts]
 
     def level_logits(self, level: int, h: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
         """Logits at `level` (1-based); for level >= 2, conditioned on and masked by `parent`."""

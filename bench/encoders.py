@@ -1,0 +1,69 @@
+"""Throughput of the two pretrained encoders, by batch size and torch threads.
+
+    .venv/bin/python bench/encoders.py [--images 256] [--texts 4000]
+
+Images: EfficientNet-Lite0 on photos of the shared fashion catalog, decoded once up front
+(decoding is timed apart), then embedded for each (threads, batch size) after a warm-up
+batch. Texts: the multilingual sentence encoder on catalog titles, in the Embedder's
+batches. No embedding cache: every number is model time. This is what chose
+`ImageEncoder`'s defaults (components/embedder/encoders.py).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from schema.config import DEFAULT_CATALOG  # noqa: E402
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--texts", type=int, default=4000)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[2, 4, 8, 16, 64])
+    args = parser.parse_args(argv)
+
+    from components.embedder import encoders
+
+    catalog = Path(args.catalog)
+    with open(catalog / "products.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    photos = [catalog / r["image"] for r in rows if r.get("image")][: args.images]
+    data = [p.read_bytes() for p in photos]
+    start = time.perf_counter()
+    pixels = np.stack([encoders.decode_image(d) for d in data])
+    decode = len(data) / (time.perf_counter() - start)
+
+    print(f"images: {len(data)} photos; JPEG decode + resize: {decode:,.0f} images/s (one thread)\n")
+    print("| torch threads | batch size | images/s |\n|---|---|---|")
+    for threads in args.threads:
+        for batch in args.batch_sizes:
+            encoder = encoders.ImageEncoder(batch_size=batch, threads=threads)
+            encoder.embed_pixels(pixels[:batch])  # warm-up
+            start = time.perf_counter()
+            encoder.embed_pixels(pixels)
+            print(f"| {threads} | {batch} | {len(pixels) / (time.perf_counter() - start):,.1f} |", flush=True)
+
+    titles = [r["productDisplayName"] for r in rows[: args.texts]]
+    text = encoders.TextEncoder()
+    text.encode(titles[:64])
+    start = time.perf_counter()
+    for i in range(0, len(titles), 64):
+        text.encode(titles[i:i + 64])
+    print(f"\ntexts: {len(titles):,} titles, {len(titles) / (time.perf_counter() - start):,.0f} texts/s "
+          f"(batches of 64)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""Model quality side by side: TF-IDF baseline, text-only, image-only and the full model.
+
+    .venv/bin/python bench/quality.py                      # fashion and flipkart
+    .venv/bin/python bench/quality.py --catalogs fashion --markdown out.md
+
+For each catalog this reads the pipeline root's newest trained model and its embedded
+examples (train / calibration / eval splits by id hash) from ML Metadata; when the root
+has no trained model yet, it runs the pipeline first (serving dir inside the root). It
+then trains, on the train split only, the reference models the trained model is judged
+against, and reports everything on the eval split, which none of them saw:
+
+- TF-IDF baseline: logistic regression over word 1-2-grams and character 2-5-grams of
+  the title (plus description), one class per full category path.
+- text-only model: the trained model with every photo removed (image embedding zero,
+  `has_image = 0`), as a product without a photo arrives.
+- full model: the trained model on the products as they are (title and photo).
+- image-only model (fashion, products with a photo): the trained model with title and
+  description blanked, its embeddings recomputed by the Embedder's own function.
+- image probe: logistic regression on the frozen image embeddings of the train split's
+  photos, the same products as the image-only row.
+- multilingual (fashion): the 300 hand-translated titles (es/fr/de) through the trained
+  model, against a logistic-regression probe on the frozen text embeddings of the
+  English train titles and the TF-IDF baseline (also trained on English).
+
+The text-only and image-only rows are one model with a modality removed at inference:
+the model is trained with modality dropout for exactly that (trainer/model.py).
+Metrics (evaluator/metrics.py, the pipeline's own definitions): accuracy per level and
+leaf accuracy of the decoded path, hierarchical F1 of the decoded path (no thresholding,
+so every row predicts for every product).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from schema import features  # noqa: E402
+
+CATALOGS = {  # spec name -> catalog folder under ../shared/datasets
+    "fashion": "fashion",
+    "flipkart": "flipkart",
+}
+MULTILINGUAL = "multilingual"
+RANDOM_STATE = 0
+
+
+# ---- data ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class Split:
+    """Parsed examples of one split; `records` are the tf.train.Examples themselves."""
+
+    records: list
+    ids: list[str]
+    texts: list[str]
+    truth: list[str]
+    has_image: np.ndarray
+    text_emb: np.ndarray
+    image_emb: np.ndarray
+
+    @classmethod
+    def from_examples(cls, examples: list) -> "Split":
+        from components.embedder.encoders import example_text
+
+        def first(e, name, kind="bytes_list"):
+            values = getattr(e.features.feature[name], kind).value
+            return values[0] if values else (b"" if kind == "bytes_list" else 0)
+
+        def floats(e, name, dim):
+            values = e.features.feature[name].float_list.value
+            return np.asarray(values, np.float32) if len(values) == dim else np.zeros(dim, np.float32)
+
+        labelled = [e for e in examples if first(e, features.CATEGORY_PATH)]
+        return cls(
+            records=labelled,
+            ids=[first(e, features.ID).decode() for e in labelled],
+            texts=[example_text(e) for e in labelled],
+            truth=[first(e, features.CATEGORY_PATH).decode() for e in labelled],
+            has_image=np.array([bool(first(e, features.HAS_IMAGE, "int64_list")) for e in labelled]),
+            text_emb=np.stack([floats(e, features.TEXT_EMBEDDING, 512) for e in labelled]) if labelled
+            else np.zeros((0, 512), np.float32),
+            image_emb=np.stack([floats(e, features.IMAGE_EMBEDDING, 1280) for e in labelled]) if labelled
+            else np.zeros((0, 1280), np.float32),
+        )
+
+    def subset(self, mask: np.ndarray) -> "Split":
+        idx = np.flatnonzero(mask)
+        return Split(
+            records=[self.records[i] for i in idx], ids=[self.ids[i] for i in idx],
+            texts=[self.texts[i] for i in idx], truth=[self.truth[i] for i in idx],
+            has_image=self.has_image[idx], text_emb=self.text_emb[idx], image_emb=self.image_emb[idx],
+        )
+
+
+def _read_split(examples_uri: str, split: str) -> Split:
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
+    if not files:
+        raise FileNotFoundError(f"no Split-{split} records under {examples_uri}")
+    return Split.from_examples(
+        [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    )
+
+
+# ---- modality ablations: edit the example as the product would arrive ----------------------
+def without_photo(examples: Sequence) -> list:
+    import tensorflow as tf
+
+    out = []
+    for example in examples:
+        new = tf.train.Example()
+        new.CopyFrom(example)
+        feats = new.features.feature
+        feats[features.IMAGE].bytes_list.value[:] = [b""]
+        feats[features.HAS_IMAGE].int64_list.value[:] = [0]
+        feats[features.IMAGE_EMBEDDING].float_list.value[:] = [0.0] * len(
+            feats[features.IMAGE_EMBEDDING].float_list.value)
+        out.append(new)
+    return out
+
+
+def without_text(examples: Sequence, cache) -> list:
+    """Title and description blanked; embeddings recomputed by the Embedder's function."""
+    import tensorflow as tf
+
+    from components.embedder.encoders import embed_examples
+
+    blanked = []
+    for example in examples:
+        new = tf.train.Example()
+        new.CopyFrom(example)
+        for name in (features.TITLE, features.DESCRIPTION):
+            new.features.feature[name].bytes_list.value[:] = [b""]
+        blanked.append(new)
+    return embed_examples(blanked, cache)
+
+
+# ---- scoring ------------------------------------------------------------------------
+def score(truth: Sequence[str], predicted: Sequence[str], depth: int) -> dict[str, float]:
+    """Per-level accuracy, leaf accuracy and hF1 of full predicted paths."""
+    from evaluator.metrics import VALUES, PathStats
+
+    stats = PathStats()
+    for t, p in zip(truth, predicted):
+        stats.add(t, p, p)
+    out = {"n": stats.c["n"]}
+    for k in range(1, depth + 1):
+        out[f"accuracy_level_{k}"] = VALUES[f"accuracy_level_{k}"][0](stats.c)
+    out["leaf_accuracy"] = VALUES["leaf_accuracy"][0](stats.c)
+    out["hierarchical_f1"] = VALUES["hierarchical_f1"][0](stats.c)
+    return out
+
+
+class TrainedModel:
+    """The pipeline's trained model through its serving signature (full decoded path)."""
+
+    def __init__(self, model_dir: str):
+        import tensorflow as tf
+
+        self._serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+
+    def predict(self, examples: Sequence, batch: int = 512) -> list[str]:
+        import tensorflow as tf
+
+        out: list[str] = []
+        for i in range(0, len(examples), batch):
+            chunk = [e.SerializeToString() for e in examples[i:i + batch]]
+            paths = self._serve(examples=tf.constant(chunk))[features.OUT_FULL_PATH].numpy()
+            out.extend(p.decode("utf-8") for p in paths)
+        return out
+
+
+def tfidf_baseline(train: Split, c: float) -> Callable[[Sequence[str]], list[str]]:
+    """Word and character n-gram TF-IDF + logistic regression, one class per full path."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    word = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=1, sublinear_tf=True, lowercase=True)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=True)
+    x = hstack([word.fit_transform(train.texts), char.fit_transform(train.texts)]).tocsr()
+    clf = LogisticRegression(C=c, max_iter=300, random_state=RANDOM_STATE)
+    clf.fit(x, train.truth)
+
+    def predict(texts: Sequence[str]) -> list[str]:
+        return list(clf.predict(hstack([word.transform(texts), char.transform(texts)]).tocsr()))
+
+    return predict
+
+
+def embedding_probe(x_train: np.ndarray, y_train: Sequence[str], c: float) -> Callable[[np.ndarray], list[str]]:
+    """Logistic regression on frozen embeddings (standardised), one class per full path."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=RANDOM_STATE))
+    clf.fit(x_train, list(y_train))
+    return lambda x: list(clf.predict(x))
+
+
+def choose_c(fit: Callable[[float], Callable], calib_inputs, calib_truth: Sequence[str],
+             grid: Sequence[float]) -> tuple[float, Callable]:
+    """Regularisation picked on the calibration split (never on eval): best leaf accuracy."""
+    best = None
+    for c in grid:
+        predict = fit(c)
+        acc = float(np.mean([p == t for p, t in zip(predict(calib_inputs), calib_truth)]))
+        if best is None or acc > best[0]:
+            best = (acc, c, predict)
+    return best[1], best[2]
+
+
+# ---- the pipeline root ----------------------------------------------------------------
+def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> tuple[str, str]:
+    """(serving model dir, embedded examples uri) of the root's newest run; runs the
+    pipeline first when nothing is trained there yet."""
+    from components.run_summary import _store, newest
+    from schema.config import PipelineConfig
+
+    config = PipelineConfig.local(str(catalog), spec, pipeline_root=str(root),
+                                  serving_dir=str(root / "serving"), train_workers=train_workers)
+
+    def lookup():
+        if not Path(config.metadata_path).exists():
+            return None, None
+        store = _store(config)
+        return (newest(store, "Model", producer="TaxonomyTrainer"),
+                newest(store, "Examples", producer="Embedder"))
+
+    model, examples = lookup()
+    if model is None or examples is None:
+        from pipeline import run_local
+
+        print(f"[{spec}] no trained model with embeddings under {root}: running the pipeline", flush=True)
+        run_local(config)
+        model, examples = lookup()
+    if model is None or examples is None:
+        raise RuntimeError(f"the pipeline under {root} produced no trained model with embedded examples")
+    return os.path.join(model.uri, "Format-Serving"), examples.uri
+
+
+# ---- one catalog ---------------------------------------------------------------------
+def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_grid: Sequence[float]) -> dict:
+    from components.embedder.encoders import open_cache
+    from schema.taxonomy import Taxonomy
+    from trainer.export import ASSETS_TAXONOMY, read_asset
+
+    model_dir, examples_uri = ensure_trained(spec, catalog, root, train_workers)
+    depth = Taxonomy.from_dict(read_asset(model_dir, ASSETS_TAXONOMY)).depth
+    train, calib, evals = (_read_split(examples_uri, s) for s in ("train", "calibration", "eval"))
+    print(f"[{spec}] model {model_dir}\n[{spec}] train {len(train.truth)}, calibration {len(calib.truth)}, "
+          f"eval {len(evals.truth)} labelled products", flush=True)
+    result: dict = {"spec": spec, "model": model_dir, "sizes": (len(train.truth), len(calib.truth), len(evals.truth)),
+                    "depth": depth, "rows": {}, "photo_rows": {}, "multilingual": {}, "notes": []}
+
+    t0 = time.time()
+    c_tfidf, tfidf = choose_c(lambda c: tfidf_baseline(train, c), calib.texts, calib.truth, c_grid)
+    result["notes"].append(f"TF-IDF baseline C={c_tfidf:g} (chosen on calibration from {list(c_grid)}), "
+                           f"{time.time() - t0:.0f}s to fit the grid")
+    model = TrainedModel(model_dir)
+    rows = result["rows"]
+    rows["TF-IDF + logistic regression (title)"] = score(evals.truth, tfidf(evals.texts), depth)
+    rows["text-only model (photos removed)"] = score(evals.truth, model.predict(without_photo(evals.records)), depth)
+    rows["full model (title + photo)"] = score(evals.truth, model.predict(evals.records), depth)
+    print(f"[{spec}] main rows done", flush=True)
+
+    cache = open_cache(None)
+    if evals.has_image.any():
+        photo_eval = evals.subset(evals.has_image)
+        photo_train, photo_calib = train.subset(train.has_image), calib.subset(calib.has_image)
+        c_img, probe = choose_c(lambda c: embedding_probe(photo_train.image_emb, photo_train.truth, c),
+                                photo_calib.image_emb, photo_calib.truth, c_grid)
+        result["notes"].append(f"image probe C={c_img:g} on {len(photo_train.truth)} train photos")
+        pr = result["photo_rows"]
+        pr["TF-IDF + logistic regression (title)"] = score(photo_eval.truth, tfidf(photo_eval.texts), depth)
+        pr["full model (title + photo)"] = score(photo_eval.truth, model.predict(photo_eval.records), depth)
+        pr["image-only model (title blanked)"] = score(
+            photo_eval.truth, model.predict(without_text(photo_eval.records, cache)), depth)
+        pr["logistic-regression probe on frozen image embeddings"] = score(
+            photo_eval.truth, probe(photo_eval.image_emb), depth)
+        print(f"[{spec}] photo rows done", flush=True)
+
+    multi_dir = catalog.parent / MULTILINGUAL
+    if spec == "fashion" and (multi_dir / "products.csv").exists():
+        result["multilingual"] = bench_multilingual(multi_dir, spec, model, tfidf, train, calib, depth, c_grid,
+                                                    cache, result["notes"])
+    return result
+
+
+def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfidf, train: Split, calib: Split,
+                       depth: int, c_grid: Sequence[float], cache, notes: list) -> dict:
+    """Translated titles vs the frozen-text-embedding probe and TF-IDF, all trained on English."""
+    from components.embedder.encoders import embed_examples, embed_texts
+    from schema.catalog_reader import Product, read_catalog
+    from schema.catalog_spec import load_spec
+    from schema.examples import product_to_example
+
+    spec = load_spec(spec_name)
+    products = [p for p in read_catalog(multi_dir / "products.csv", spec) if isinstance(p, Product)]
+    langs = [p.id.rsplit("-", 1)[-1] for p in products]
+    truth = [p.category_path for p in products]
+    texts = [p.title for p in products]
+    examples = embed_examples([product_to_example(p, spec, None) for p in products], cache)
+    c_txt, probe = choose_c(lambda c: embedding_probe(train.text_emb, train.truth, c), calib.text_emb, calib.truth,
+                            c_grid)
+    train_ids = set(train.ids)
+    seen = sum(p.id.rsplit("-", 1)[0] in train_ids for p in products[::3])
+    notes.append(f"text-embedding probe C={c_txt:g}; {seen} of the {len(products) // 3} multilingual products "
+                 f"are in the train split in English (the model and the probes saw their English title)")
+    predictions = {
+        "full model": model.predict(examples),
+        "logistic-regression probe on frozen text embeddings (English train titles)": probe(embed_texts(texts, cache)),
+        "TF-IDF + logistic regression (English train titles)": tfidf(texts),
+    }
+    out: dict = {}
+    for name, pred in predictions.items():
+        out[name] = {"all": score(truth, pred, depth)}
+        for lang in sorted(set(langs)):
+            idx = [i for i, g in enumerate(langs) if g == lang]
+            out[name][lang] = score([truth[i] for i in idx], [pred[i] for i in idx], depth)
+    return out
+
+
+# ---- report --------------------------------------------------------------------------
+def _table(rows: dict[str, dict], depth: int) -> list[str]:
+    head = ["model", "products"] + [f"level {k} acc." for k in range(1, depth + 1)] + ["leaf acc.", "hF1"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in rows.items():
+        cells = [name, f"{int(m['n']):,}"] + [f"{m[f'accuracy_level_{k}']:.3f}" for k in range(1, depth + 1)]
+        cells += [f"{m['leaf_accuracy']:.3f}", f"{m['hierarchical_f1']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(results: list[dict]) -> str:
+    lines: list[str] = []
+    for r in results:
+        train, calib, evals = r["sizes"]
+        lines += [f"### {r['spec']} (eval split: {evals:,} products; train {train:,}, calibration {calib:,})", ""]
+        lines += _table(r["rows"], r["depth"]) + [""]
+        if r["photo_rows"]:
+            lines += ["Eval products with a photo:", ""] + _table(r["photo_rows"], r["depth"]) + [""]
+        if r["multilingual"]:
+            lines += ["Hand-translated titles (no photo), trained on English only; leaf accuracy / hF1:", ""]
+            langs = [k for k in next(iter(r["multilingual"].values())) if k != "all"]
+            lines += ["| model | " + " | ".join(langs) + " | all |", "|---|" + "---|" * (len(langs) + 1)]
+            for name, by_lang in r["multilingual"].items():
+                cells = [f"{by_lang[g]['leaf_accuracy']:.3f} / {by_lang[g]['hierarchical_f1']:.3f}"
+                         for g in langs + ["all"]]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append("")
+        lines += [f"- {n}" for n in r["notes"]] + [f"- model: `{r['model']}`", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from schema.config import DEFAULT_DATASETS, PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalogs", nargs="+", default=list(CATALOGS), choices=list(CATALOGS))
+    parser.add_argument("--datasets", default=str(DEFAULT_DATASETS))
+    parser.add_argument("--pipelines", default=str(PROJECT_ROOT / "pipelines"),
+                        help="pipeline roots are <pipelines>/<spec> (those of `make run` / `make flipkart`)")
+    parser.add_argument("--train-workers", type=int, default=1, help="when the pipeline has to run first")
+    parser.add_argument("--c-grid", type=float, nargs="+", default=[1.0, 10.0, 100.0],
+                        help="logistic-regression regularisation grid, chosen on the calibration split")
+    parser.add_argument("--markdown", default=None, help="also write the tables to this file")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    results = []
+    for spec in args.catalogs:
+        catalog = Path(args.datasets) / CATALOGS[spec]
+        if not (catalog / "products.csv").exists():
+            print(f"[{spec}] no catalog at {catalog}: skipped", file=sys.stderr)
+            continue
+        results.append(bench_catalog(spec, catalog, Path(args.pipelines) / spec, args.train_workers, args.c_grid))
+    text = render(results)
+    print("\n" + text + f"\n(total {time.time() - start:.0f}s)")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
