@@ -64,14 +64,12 @@ def write_catalogs(source: Path, spec, workdir: Path, text_rows: int, photo_rows
 def time_tfidf(source: Path, skip: int, spec, catalog: Path, out_csv: Path) -> tuple[float, float, int]:
     """-> (fit seconds, predict seconds, rows). Fitted on the source catalog's products
     after the first `skip` (the timed ones); timed: read the catalog, predict, write a CSV."""
-    from bench.quality import Split, tfidf_baseline
+    from bench.quality import tfidf_baseline
     from schema.catalog_reader import Product, read_catalog
 
     train = [p for p in read_catalog(source / spec.csv_file, spec) if isinstance(p, Product)][skip:]
     start = time.time()
-    predict = tfidf_baseline(Split(records=[], ids=[], texts=[p.title for p in train],
-                                   truth=[p.category_path for p in train], has_image=None,
-                                   text_emb=None, image_emb=None), c=10.0)
+    predict = tfidf_baseline([p.title for p in train], [p.category_path for p in train], c=10.0)
     fit = time.time() - start
     start = time.time()
     n = 0

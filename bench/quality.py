@@ -69,27 +69,23 @@ class Split:
 
     @classmethod
     def from_examples(cls, examples: list) -> "Split":
-        from components.embedder.encoders import example_text
-
-        def first(e, name, kind="bytes_list"):
-            values = getattr(e.features.feature[name], kind).value
-            return values[0] if values else (b"" if kind == "bytes_list" else 0)
+        from components.embedder.encoders import IMAGE_DIM, TEXT_DIM, _first_bytes, _first_int, example_text
 
         def floats(e, name, dim):
             values = e.features.feature[name].float_list.value
             return np.asarray(values, np.float32) if len(values) == dim else np.zeros(dim, np.float32)
 
-        labelled = [e for e in examples if first(e, features.CATEGORY_PATH)]
+        labelled = [e for e in examples if _first_bytes(e, features.CATEGORY_PATH)]
         return cls(
             records=labelled,
-            ids=[first(e, features.ID).decode() for e in labelled],
+            ids=[_first_bytes(e, features.ID).decode() for e in labelled],
             texts=[example_text(e) for e in labelled],
-            truth=[first(e, features.CATEGORY_PATH).decode() for e in labelled],
-            has_image=np.array([bool(first(e, features.HAS_IMAGE, "int64_list")) for e in labelled]),
-            text_emb=np.stack([floats(e, features.TEXT_EMBEDDING, 512) for e in labelled]) if labelled
-            else np.zeros((0, 512), np.float32),
-            image_emb=np.stack([floats(e, features.IMAGE_EMBEDDING, 1280) for e in labelled]) if labelled
-            else np.zeros((0, 1280), np.float32),
+            truth=[_first_bytes(e, features.CATEGORY_PATH).decode() for e in labelled],
+            has_image=np.array([bool(_first_int(e, features.HAS_IMAGE)) for e in labelled]),
+            text_emb=np.stack([floats(e, features.TEXT_EMBEDDING, TEXT_DIM) for e in labelled]) if labelled
+            else np.zeros((0, TEXT_DIM), np.float32),
+            image_emb=np.stack([floats(e, features.IMAGE_EMBEDDING, IMAGE_DIM) for e in labelled]) if labelled
+            else np.zeros((0, IMAGE_DIM), np.float32),
         )
 
     def subset(self, mask: np.ndarray) -> "Split":
@@ -104,12 +100,12 @@ class Split:
 def _read_split(examples_uri: str, split: str) -> Split:
     import tensorflow as tf
 
-    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
-    if not files:
+    from bench.thresholding import _split_records
+
+    records = _split_records(examples_uri, split)
+    if not records:
         raise FileNotFoundError(f"no Split-{split} records under {examples_uri}")
-    return Split.from_examples(
-        [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
-    )
+    return Split.from_examples([tf.train.Example.FromString(r) for r in records])
 
 
 # ---- modality ablations: edit the example as the product would arrive ----------------------
@@ -180,7 +176,7 @@ class TrainedModel:
         return out
 
 
-def tfidf_baseline(train: Split, c: float) -> Callable[[Sequence[str]], list[str]]:
+def tfidf_baseline(texts: Sequence[str], truth: Sequence[str], c: float) -> Callable[[Sequence[str]], list[str]]:
     """Word and character n-gram TF-IDF + logistic regression, one class per full path."""
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -188,9 +184,9 @@ def tfidf_baseline(train: Split, c: float) -> Callable[[Sequence[str]], list[str
 
     word = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=1, sublinear_tf=True, lowercase=True)
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=True)
-    x = hstack([word.fit_transform(train.texts), char.fit_transform(train.texts)]).tocsr()
+    x = hstack([word.fit_transform(texts), char.fit_transform(texts)]).tocsr()
     clf = LogisticRegression(C=c, max_iter=300, random_state=RANDOM_STATE)
-    clf.fit(x, train.truth)
+    clf.fit(x, list(truth))
 
     def predict(texts: Sequence[str]) -> list[str]:
         return list(clf.predict(hstack([word.transform(texts), char.transform(texts)]).tocsr()))
@@ -265,7 +261,7 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
                     "depth": depth, "rows": {}, "photo_rows": {}, "multilingual": {}, "notes": []}
 
     t0 = time.time()
-    c_tfidf, tfidf = choose_c(lambda c: tfidf_baseline(train, c), calib.texts, calib.truth, c_grid)
+    c_tfidf, tfidf = choose_c(lambda c: tfidf_baseline(train.texts, train.truth, c), calib.texts, calib.truth, c_grid)
     result["notes"].append(f"TF-IDF baseline C={c_tfidf:g} (chosen on calibration from {list(c_grid)}), "
                            f"{time.time() - t0:.0f}s to fit the grid")
     model = TrainedModel(model_dir)
