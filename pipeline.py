@@ -51,7 +51,7 @@ def create_pipeline(config: PipelineConfig):
     from components.taxonomy_gen.component import TaxonomyGen
     from evaluator.eval_config import Gate, build_eval_config
     from trainer.local_cluster import LOCAL_WORKERS_CONFIG
-    from trainer.preprocessing import HASH_BUCKETS_CONFIG
+    from trainer.preprocessing import CHAR_NGRAMS_CONFIG, HASH_BUCKETS_CONFIG, NGRAM_WEIGHTING_CONFIG
     from trainer.presets import get_preset
     from trainer.run import (TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS,
                              TRAIN_CONFIG_TARGET_PRECISION)
@@ -92,7 +92,8 @@ def create_pipeline(config: PipelineConfig):
         schema=model_schema,
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
-        custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets},
+        custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets, CHAR_NGRAMS_CONFIG: list(preset.char_ngram_widths),
+                       NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting},
     )
     transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
 

@@ -247,7 +247,8 @@ def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> 
 
 
 # ---- one catalog ---------------------------------------------------------------------
-def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_grid: Sequence[float]) -> dict:
+def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_grid: Sequence[float],
+                  probe_c_grid: Sequence[float]) -> dict:
     from components.embedder.encoders import open_cache
     from schema.taxonomy import Taxonomy
     from trainer.export import ASSETS_TAXONOMY, read_asset
@@ -276,7 +277,7 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
         photo_eval = evals.subset(evals.has_image)
         photo_train, photo_calib = train.subset(train.has_image), calib.subset(calib.has_image)
         c_img, probe = choose_c(lambda c: embedding_probe(photo_train.image_emb, photo_train.truth, c),
-                                photo_calib.image_emb, photo_calib.truth, c_grid)
+                                photo_calib.image_emb, photo_calib.truth, probe_c_grid)
         result["notes"].append(f"image probe C={c_img:g} on {len(photo_train.truth)} train photos")
         pr = result["photo_rows"]
         pr["TF-IDF + logistic regression (title)"] = score(photo_eval.truth, tfidf(photo_eval.texts), depth)
@@ -289,7 +290,7 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
 
     multi_dir = catalog.parent / MULTILINGUAL
     if spec == "fashion" and (multi_dir / "products.csv").exists():
-        result["multilingual"] = bench_multilingual(multi_dir, spec, model, tfidf, train, calib, depth, c_grid,
+        result["multilingual"] = bench_multilingual(multi_dir, spec, model, tfidf, train, calib, depth, probe_c_grid,
                                                     cache, result["notes"])
     return result
 
@@ -370,7 +371,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="pipeline roots are <pipelines>/<spec> (those of `make run` / `make flipkart`)")
     parser.add_argument("--train-workers", type=int, default=1, help="when the pipeline has to run first")
     parser.add_argument("--c-grid", type=float, nargs="+", default=[1.0, 10.0, 100.0],
-                        help="logistic-regression regularisation grid, chosen on the calibration split")
+                        help="TF-IDF logistic-regression regularisation grid, chosen on the calibration split")
+    parser.add_argument("--probe-c-grid", type=float, nargs="+", default=[0.1, 1.0, 10.0],
+                        help="the same for the frozen-embedding probes (standardised features)")
     parser.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = parser.parse_args(argv)
 
@@ -381,7 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not (catalog / "products.csv").exists():
             print(f"[{spec}] no catalog at {catalog}: skipped", file=sys.stderr)
             continue
-        results.append(bench_catalog(spec, catalog, Path(args.pipelines) / spec, args.train_workers, args.c_grid))
+        results.append(bench_catalog(spec, catalog, Path(args.pipelines) / spec, args.train_workers, args.c_grid,
+                                     args.probe_c_grid))
     text = render(results)
     print("\n" + text + f"\n(total {time.time() - start:.0f}s)")
     if args.markdown:

@@ -35,6 +35,7 @@ def label_mask_feature(level: int) -> str:
 # Transformed text features.
 TITLE_NORMALIZED = "title_xf"
 TEXT_TOKENS = "text_tokens_xf"  # hashed word and character n-gram ids (ragged -> sparse)
+TEXT_TOKEN_WEIGHTS = "text_token_weights_xf"  # TF-IDF weight of each id in TEXT_TOKENS (same indices)
 
 # Embedding features added by the Embedder component.
 TEXT_EMBEDDING = "text_embedding"

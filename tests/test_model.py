@@ -1,10 +1,12 @@
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from schema import features
 from schema.taxonomy import Taxonomy
 from tests.test_taxonomy import PATHS
-from trainer.model import HierarchicalClassifier, class_tables, decode_outputs, threshold_tables
+from trainer.model import HashedBag, HierarchicalClassifier, class_tables, decode_outputs, threshold_tables
 from trainer.presets import get_preset
 
 
@@ -59,22 +61,51 @@ def test_thresholds_back_off_to_the_parent():
 
 def test_modality_dropout_blanks_all_text_or_the_photo_never_both():
     """Photo-only products must be seen in training as serving sees them: no n-grams and
-    no sentence embedding at once; products without a photo always keep their text."""
-    preset = get_preset("small")
+    no sentence embedding at once; products without a photo always keep their sentence
+    embedding; n-grams alone are dropped at `ngram_dropout` so the heads learn to read the
+    multilingual sentence embedding by itself."""
+    preset = dataclasses.replace(get_preset("small"), modality_dropout=0.15, ngram_dropout=0.3)
     model = HierarchicalClassifier(Taxonomy.build(PATHS, max_depth=3, min_count=3), preset,
                                    embedding_features=(features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING))
     n = 4000
     ngrams, text = tf.ones([n, 8]), tf.ones([n, 5])
     photo = tf.concat([tf.ones([n // 2, 3]), tf.zeros([n // 2, 3])], axis=0)  # second half: no photo
     tf.random.set_seed(1)
-    (kept_ngrams, kept_text), (kept_photo,) = model._drop_modality([ngrams, text], [photo])
+    kept_ngrams, (kept_text,), (kept_photo,) = model._drop_modality(ngrams, [text], [photo])
     ngram_on = kept_ngrams.numpy().any(axis=1)
     text_on = kept_text.numpy().any(axis=1)
     photo_on = kept_photo.numpy().any(axis=1)
     with_photo = np.arange(n) < n // 2
-    assert (ngram_on == text_on).all(), "title n-grams and sentence embedding are dropped together"
+    assert not (ngram_on & ~text_on).any(), "when the sentence embedding goes, the n-grams go with it"
     assert (text_on | photo_on)[with_photo].all(), "a product never loses both modalities"
-    assert text_on[~with_photo].all(), "a product without a photo keeps its text"
-    p = preset.modality_dropout
+    assert text_on[~with_photo].all(), "a product without a photo keeps its sentence embedding"
+    p, q = preset.modality_dropout, preset.ngram_dropout
     assert abs((~text_on[with_photo]).mean() - p) < 0.04
     assert abs((~photo_on[with_photo]).mean() - p) < 0.04
+    assert abs((~ngram_on[~with_photo]).mean() - q) < 0.04
+    assert abs((~ngram_on[with_photo & text_on]).mean() - q) < 0.04
+
+
+def test_absent_embeddings_stay_zero_after_normalisation():
+    """A missing photo is all zeros at serving and after dropout in training; normalising
+    must not turn it into a learned constant the model could mistake for a photo."""
+    preset = dataclasses.replace(get_preset("small"), normalize_embeddings=True)
+    model = HierarchicalClassifier(Taxonomy.build(PATHS, max_depth=3, min_count=3), preset,
+                                   embedding_features=(features.IMAGE_EMBEDDING,))
+    x = tf.concat([tf.zeros([2, 1280]), 0.3 * tf.random.stateless_normal([3, 1280], [1, 2]) + 0.2], axis=0)
+    out = model._normalise(features.IMAGE_EMBEDDING, x).numpy()
+    assert (out[:2] == 0).all()
+    assert np.allclose(out[2:].mean(axis=1), 0.0, atol=1e-3) and np.allclose(out[2:].std(axis=1), 1.0, atol=1e-2)
+
+
+def test_ngram_learning_rate_multiplier_keeps_the_function():
+    """The multiplier only rescales how the table is stored: the bag's output for a given
+    effective table is the same, so it changes how fast rows learn, not what they mean."""
+    ids = _inputs(5, 100)[features.TEXT_TOKENS]
+    weights = tf.SparseTensor(ids.indices, tf.linspace(0.5, 2.0, tf.shape(ids.values)[0]), ids.dense_shape)
+    plain, fast = HashedBag(100, 8), HashedBag(100, 8, lr_multiplier=10.0)
+    plain(ids, weights), fast(ids, weights)  # builds the tables
+    table = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    plain.table.assign(table)
+    fast.table.assign(table / 10.0)
+    assert np.allclose(plain(ids, weights).numpy(), fast(ids, weights).numpy(), atol=1e-5)

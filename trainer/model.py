@@ -1,8 +1,9 @@
 """The hierarchical classifier: fused encoder, one head per level, beam search over the tree.
 
-- Encoder: a learned bag of hashed word and character n-grams, fused with the pretrained
-  text and image embeddings when the examples carry them (modality dropout in training,
-  so text-only and photo-only products both work).
+- Encoder: a learned bag of hashed word and character n-grams (TF-IDF weighted by
+  Transform), fused with the layer-normalised pretrained text and image embeddings when
+  the examples carry them (modality dropout in training, so text-only, photo-only and
+  sentence-embedding-only products all work).
 - Head k sees the encoder output and the parent it is conditioned on: the true parent in
   training (teacher forcing), the decoded parent at inference. Its logits are masked to
   the parent's children, so P(child | parent, x) is a proper distribution over valid nodes.
@@ -27,22 +28,33 @@ _NEG = -1e9
 
 
 class HashedBag(keras.layers.Layer):
-    """Mean of learned embeddings of hashed n-gram ids (fastText-style)."""
+    """Learned embeddings of hashed n-gram ids, pooled (fastText-style)."""
 
-    def __init__(self, buckets: int, dim: int, **kwargs):
+    def __init__(self, buckets: int, dim: int, init_scale: float = 0.05, lr_multiplier: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.buckets = buckets
         self.dim = dim
+        self.init_scale = init_scale
+        # Adam moves every touched row by about the learning rate per step, so an n-gram
+        # seen in a handful of titles barely leaves its initial value in a few epochs. The
+        # table is stored divided by this factor and multiplied back on lookup: the same
+        # function, with rare n-grams learning `lr_multiplier` times faster.
+        self.lr_multiplier = lr_multiplier
 
     def build(self, input_shape):
-        self.table = self.add_weight(
-            name="table",
-            shape=(self.buckets, self.dim),
-            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
-        )
+        # A tiny init_scale: an n-gram never seen in training adds next to nothing, so a
+        # title in another language is not read as noise from random rows, it only dilutes
+        # the bag. Not exactly zero: a model whose only input is the n-grams would then feed
+        # zeros to its ReLU layer and get no gradient at all.
+        scale = self.init_scale / self.lr_multiplier
+        initializer = keras.initializers.RandomUniform(-scale, scale) if scale > 0 else keras.initializers.Zeros()
+        self.table = self.add_weight(name="table", shape=(self.buckets, self.dim), initializer=initializer)
 
-    def call(self, ids: tf.SparseTensor) -> tf.Tensor:
-        return tf.nn.safe_embedding_lookup_sparse(self.table, ids, combiner="sqrtn")
+    def call(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None = None) -> tf.Tensor:
+        """Weighted (TF-IDF from Transform) or plain sum over n-grams, divided by the L2 norm
+        of the weights."""
+        pooled = tf.nn.safe_embedding_lookup_sparse(self.table, ids, weights, combiner="sqrtn")
+        return pooled * self.lr_multiplier if self.lr_multiplier != 1.0 else pooled
 
 
 class HierarchicalClassifier(keras.Model):
@@ -57,7 +69,12 @@ class HierarchicalClassifier(keras.Model):
         self.preset = preset
         self.embedding_features = tuple(embedding_features)
         self.num_classes = [taxonomy.num_classes(k) for k in range(1, self.depth + 1)]
-        self.bag = HashedBag(preset.hash_buckets, preset.token_dim, name="ngram_bag")
+        if linear:  # the documented bag-of-words baseline: unweighted n-grams, plain init and rate
+            self.bag = HashedBag(preset.hash_buckets, preset.token_dim, name="ngram_bag")
+        else:
+            self.bag = HashedBag(preset.hash_buckets, preset.token_dim, preset.ngram_init_scale,
+                                 preset.ngram_lr_multiplier, name="ngram_bag")
+        self.norms = {name: keras.layers.LayerNormalization(name=f"{name}_norm") for name in self.embedding_features}
         self.child_masks = [None] + [
             tf.constant(taxonomy.child_mask(k), tf.float32) for k in range(2, self.depth + 1)
         ]
@@ -80,28 +97,52 @@ class HierarchicalClassifier(keras.Model):
 
     # ---- encoder ------------------------------------------------------------------------
     def encode(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        text_parts = [self.bag(inputs[features.TEXT_TOKENS])]
-        image_parts = []
-        for name in self.embedding_features:
-            emb = tf.cast(inputs[name], tf.float32)
-            (image_parts if name == features.IMAGE_EMBEDDING else text_parts).append(emb)
-        if training and self.preset.modality_dropout > 0 and image_parts:
-            text_parts, image_parts = self._drop_modality(text_parts, image_parts)
-        parts = text_parts + image_parts
+        bag = self.bag(inputs[features.TEXT_TOKENS], None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS))
+        sentence = [tf.cast(inputs[n], tf.float32) for n in self.embedding_features if n != features.IMAGE_EMBEDDING]
+        image = [tf.cast(inputs[n], tf.float32) for n in self.embedding_features if n == features.IMAGE_EMBEDDING]
+        if training:
+            bag, sentence, image = self._drop_modality(bag, sentence, image)
+        parts = [bag] + [self._normalise(name, x) for name, x in zip(self._embedding_order(), sentence + image)]
         h = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
         return h if self.fuse is None else self.fuse(h, training=training)
 
-    def _drop_modality(self, text_parts: list, image_parts: list) -> tuple[list, list]:
-        """One draw per product with a photo: blank all of its text (title n-grams and
-        sentence embedding together, as a product without a title arrives at serving), or
-        blank its photo, never both. Training then sees photo-only and text-only products;
-        products without a photo keep their text, which is all they have."""
+    def _embedding_order(self) -> list[str]:
+        return [n for n in self.embedding_features if n != features.IMAGE_EMBEDDING] + \
+            [n for n in self.embedding_features if n == features.IMAGE_EMBEDDING]
+
+    def _normalise(self, name: str, x: tf.Tensor) -> tf.Tensor:
+        """Layer-normalised, so the sentence embedding (unit norm, ~0.04 per dimension) and
+        the image features (~0.3 per dimension) enter the fusion at one scale; an absent
+        embedding (all zeros: no photo, no text, or dropped) stays exactly zero, the same in
+        training and at serving."""
+        if not self.preset.normalize_embeddings:
+            return x
+        present = tf.cast(tf.reduce_any(tf.not_equal(x, 0.0), axis=-1, keepdims=True), tf.float32)
+        return self.norms[name](x) * present
+
+    def _drop_modality(self, bag: tf.Tensor, sentence: list, image: list) -> tuple:
+        """Modality dropout, one draw per product.
+
+        A product with a photo loses all of its text (title n-grams and sentence embedding
+        together, as a product without a title arrives at serving) with probability p, or
+        its photo with probability p, never both. Independently, any product loses its
+        n-grams alone with probability `ngram_dropout`: the heads then have to categorise
+        from the multilingual sentence embedding, which is all a title in a language the
+        n-grams never saw leaves them with."""
         p = self.preset.modality_dropout
-        has_photo = tf.cast(tf.reduce_any(tf.not_equal(image_parts[0], 0.0), axis=-1, keepdims=True), tf.float32)
-        u = tf.random.uniform(tf.shape(has_photo))
-        drop_text = tf.cast(u < p, tf.float32) * has_photo
-        drop_image = tf.cast((u >= p) & (u < 2 * p), tf.float32)
-        return [t * (1.0 - drop_text) for t in text_parts], [i * (1.0 - drop_image) for i in image_parts]
+        n = tf.shape(bag)[0]
+        # Without a sentence embedding (the linear baseline) the n-grams are all there is.
+        ngram_dropout = self.preset.ngram_dropout if sentence else 0.0
+        keep_ngrams = tf.cast(tf.random.uniform([n, 1]) >= ngram_dropout, tf.float32)
+        if p > 0 and image:
+            has_photo = tf.cast(tf.reduce_any(tf.not_equal(image[0], 0.0), axis=-1, keepdims=True), tf.float32)
+            u = tf.random.uniform([n, 1])
+            keep_text = 1.0 - tf.cast(u < p, tf.float32) * has_photo
+            keep_image = 1.0 - tf.cast((u >= p) & (u < 2 * p), tf.float32)
+            sentence = [t * keep_text for t in sentence]
+            image = [i * keep_image for i in image]
+            keep_ngrams = keep_ngrams * keep_text
+        return bag * keep_ngrams, sentence, image
 
     def level_logits(self, level: int, h: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
         """Logits at `level` (1-based); for level >= 2, conditioned on and masked by `parent`."""
@@ -109,7 +150,10 @@ class HierarchicalClassifier(keras.Model):
             return self.heads[0](h)
         x = tf.concat([h, self.parent_embeddings[level - 1](parent)], axis=-1)
         if self.head_hidden[level - 1] is not None:
-            x = self.head_hidden[level - 1](x)
+            hidden = self.head_hidden[level - 1](x)
+            # With head_skip the classes also see the shared representation directly, not
+            # only through the head's narrower parent-conditioned layer.
+            x = tf.concat([h, hidden], axis=-1) if self.preset.head_skip else hidden
         logits = self.heads[level - 1](x)
         mask = tf.gather(self.child_masks[level - 1], parent)
         return logits + (1.0 - mask) * _NEG

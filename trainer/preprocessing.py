@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from components.taxonomy_aware.executor import taxonomy_uri
 from schema import features
 from schema.taxonomy import STOP, Taxonomy
 
 HASH_BUCKETS_CONFIG = "hash_buckets"
+CHAR_NGRAMS_CONFIG = "char_ngram_widths"
+DEFAULT_CHAR_NGRAMS = (3,)
+NGRAM_WEIGHTING_CONFIG = "ngram_weighting"
+NGRAM_WEIGHTINGS = ("uniform", "tfidf")
 
 
 def dense_string(x: Any) -> tf.Tensor:
@@ -46,8 +51,9 @@ def normalize_text(text: tf.Tensor) -> tf.Tensor:
     return tf.strings.strip(text)
 
 
-def hashed_ngrams(text: tf.Tensor, buckets: int) -> tf.SparseTensor:
-    """Word unigrams and bigrams plus character trigrams of each word, hashed to ids.
+def hashed_ngrams(text: tf.Tensor, buckets: int, char_widths: tuple[int, ...] = DEFAULT_CHAR_NGRAMS
+                  ) -> tf.SparseTensor:
+    """Word unigrams and bigrams plus character n-grams of each word, hashed to ids.
 
     Character n-grams carry misspellings, plural forms and unseen brand-model strings.
     """
@@ -55,7 +61,7 @@ def hashed_ngrams(text: tf.Tensor, buckets: int) -> tf.SparseTensor:
     word_grams = tf.strings.ngrams(words, ngram_width=(1, 2), separator=" ")
     padded = tf.strings.join(["<", words, ">"])
     chars = tf.strings.unicode_split(padded, "UTF-8")  # [batch, (words), (chars)]
-    char_grams = tf.strings.ngrams(chars, ngram_width=3, separator="")
+    char_grams = tf.strings.ngrams(chars, ngram_width=tuple(char_widths), separator="")
     char_grams = tf.strings.join(["#", char_grams.merge_dims(1, 2)])
     grams = tf.concat([word_grams, char_grams], axis=1)
     ids = tf.strings.to_hash_bucket_fast(grams, buckets)
@@ -112,15 +118,27 @@ def label_ids(inputs: dict[str, Any], taxonomy: Taxonomy) -> dict[str, tf.Tensor
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, Any]:
     taxonomy = Taxonomy.load(taxonomy_uri(custom_config))
     buckets = int(custom_config[HASH_BUCKETS_CONFIG])
+    char_widths = tuple(int(w) for w in custom_config.get(CHAR_NGRAMS_CONFIG, DEFAULT_CHAR_NGRAMS))
+    weighting = custom_config.get(NGRAM_WEIGHTING_CONFIG, "uniform")
+    if weighting not in NGRAM_WEIGHTINGS:
+        raise ValueError(f"{NGRAM_WEIGHTING_CONFIG} is {weighting!r}; choose one of {NGRAM_WEIGHTINGS}")
     text = tf.strings.join(
         [dense_string(inputs[features.TITLE]), dense_string(inputs[features.DESCRIPTION])], separator=" "
     )
     text = normalize_text(text)
     outputs = {
         features.TITLE_NORMALIZED: text,
-        features.TEXT_TOKENS: hashed_ngrams(text, buckets),
+        features.TEXT_TOKENS: hashed_ngrams(text, buckets, char_widths),
         features.HAS_IMAGE: dense_int(inputs[features.HAS_IMAGE]),
     }
+    if weighting == "tfidf":
+        # Document frequencies come from the train split (Transform analyses only it) and
+        # are frozen into the transform graph, so serving weighs a title exactly as training
+        # did. Rare, telling n-grams (brand and model names) weigh most from the first step,
+        # instead of waiting for their few gradient updates.
+        ids, weights = tft.tfidf(outputs[features.TEXT_TOKENS], buckets)
+        outputs[features.TEXT_TOKENS] = ids
+        outputs[features.TEXT_TOKEN_WEIGHTS] = weights
     for name in (features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING):
         if name in inputs:  # added by the Embedder component; passed through unchanged
             outputs[name] = inputs[name]

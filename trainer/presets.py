@@ -14,12 +14,19 @@ from typing import Any
 class ModelPreset:
     name: str
     hash_buckets: int = 2**18  # word and character n-gram ids (preprocessing_fn hashes into these)
+    char_ngram_widths: tuple[int, ...] = (3,)  # character n-grams of each word (preprocessing_fn)
+    ngram_weighting: str = "tfidf"  # n-grams weighted by TF-IDF (train-split frequencies) or "uniform"
     token_dim: int = 64  # learned n-gram embedding width
+    ngram_lr_multiplier: float = 10.0  # n-gram embeddings learn this many times faster than the rest
+    ngram_init_scale: float = 1e-3  # initial n-gram embeddings uniform in +-this (see HashedBag)
     hidden_units: int = 256  # shared fused representation
     head_units: int = 128  # per-level head, after the parent embedding is joined
     parent_dim: int = 32
+    head_skip: bool = False  # level heads also read the shared representation directly
     dropout: float = 0.2
     modality_dropout: float = 0.15  # chance to blank a whole modality in training
+    ngram_dropout: float = 0.3  # chance to blank the title n-grams alone (sentence embedding kept)
+    normalize_embeddings: bool = True  # layer-normalise each pretrained embedding before fusion
     epochs: int = 6
     batch_size: int = 128
     learning_rate: float = 3e-3

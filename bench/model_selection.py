@@ -1,0 +1,228 @@
+"""Model selection on the calibration split: train preset variants, compare them.
+
+    .venv/bin/python bench/model_selection.py --catalog fashion \
+        --variant base '{}' --variant wider '{"token_dim": 128}'
+
+Reads the Transform output of the newest pipeline run under pipelines/<catalog> (train
+and calibration splits), trains the hierarchical model once per variant (a variant is a
+JSON dict of ModelPreset fields over the `default` preset) on the train split only, and
+reports leaf accuracy of the decoded path on the calibration split, never on eval, as:
+
+- full: the products as they are;
+- sentence-embedding only (n-grams and photo removed): how well the model works from
+  the multilingual sentence embedding alone, which is what a title in a language the
+  n-grams never saw leaves it with;
+- sentence embedding + unseen n-grams: every n-gram id replaced by a random bucket, photo
+  removed: a title whose words the n-grams never saw;
+- photo only (products with a photo, text removed).
+
+Alongside, logistic-regression probes on the frozen embeddings of the same splits, the
+reference the model has to beat on the two single-modality rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _newest_uris(root: Path) -> tuple[str, str, str]:
+    """(transform graph uri, transformed examples uri, taxonomy uri) of the newest run."""
+    from components.run_summary import _store, newest
+    from schema.config import PipelineConfig
+
+    config = PipelineConfig.local("unused", root.name, pipeline_root=str(root))
+    store = _store(config)
+    graph = newest(store, "TransformGraph", producer="TaxonomyTransform")
+    examples = newest(store, "Examples", producer="TaxonomyTransform")
+    taxonomy = newest(store, "CategoryTaxonomy", producer="TaxonomyGen")
+    if not (graph and examples and taxonomy):
+        raise RuntimeError(f"no Transform output under {root}: run the pipeline first")
+    return graph.uri, examples.uri, taxonomy.uri
+
+
+def load_split(examples_uri: str, split: str, feature_spec: dict, batch: int):
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return ds, lambda d: d.batch(batch).map(lambda x: tf.io.parse_example(x, feature_spec))
+
+
+def tfidf(x: dict, buckets: int, df=None):
+    """tft.tfidf on the in-memory split (df: the train split's document frequencies, counted
+    here on the first call), so variants need no Transform re-run."""
+    import numpy as np
+    import tensorflow as tf
+
+    from schema import features
+
+    ids = x[features.TEXT_TOKENS]
+    rows, values, n = ids.indices[:, 0].numpy(), ids.values.numpy(), int(ids.dense_shape[0])
+    keys, counts = np.unique(rows * buckets + values, return_counts=True)
+    r, v = keys // buckets, keys % buckets
+    if df is None:
+        df = (np.bincount(v, minlength=buckets), n)
+    doc_freq, n_docs = df
+    weights = counts / np.bincount(rows, minlength=n)[r] * (1.0 + np.log((n_docs + 1) / (doc_freq[v] + 1)))
+    first = np.searchsorted(r, r, side="left")
+    indices = np.stack([r, np.arange(len(r)) - first], 1)
+    width = int((np.arange(len(r)) - first).max(initial=0)) + 1
+    x[features.TEXT_TOKENS] = tf.SparseTensor(indices, v.astype(np.int64), [n, width])
+    x[features.TEXT_TOKEN_WEIGHTS] = tf.SparseTensor(indices, weights.astype(np.float32), [n, width])
+    return df
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--pipelines", default=str(Path(__file__).resolve().parent.parent / "pipelines"))
+    parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
+    parser.add_argument("--probes", action="store_true", help="also fit the frozen-embedding probes")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from schema import features
+    from schema.taxonomy import Taxonomy
+    from trainer.model import HierarchicalClassifier
+    from trainer.preprocessing import hashed_ngrams
+    from trainer.presets import get_preset
+
+    graph_uri, examples_uri, taxonomy_uri = _newest_uris(Path(args.pipelines) / args.catalog)
+    taxonomy = Taxonomy.load(taxonomy_uri)
+    depth = taxonomy.depth
+    spec = tft.TFTransformOutput(graph_uri).transformed_feature_spec()
+    embedding_features = tuple(n for n in spec if n.endswith("_embedding"))
+
+    def materialise(split):
+        ds, parse = load_split(examples_uri, split, spec, 4096)
+        batches = list(parse(ds))
+        return batches
+
+    def concat(batches):
+        out = {}
+        for name in batches[0]:
+            vals = [b[name] for b in batches]
+            out[name] = tf.sparse.concat(0, vals, expand_nonconcat_dims=True) if isinstance(vals[0], tf.SparseTensor) \
+                else tf.concat(vals, 0)
+        return out
+
+    train = concat(materialise("train"))
+    calib = concat(materialise("calibration"))
+    n_train = int(train[features.label_id_feature(1)].shape[0])
+    print(f"[{args.catalog}] train {n_train}, calibration {int(calib[features.label_id_feature(1)].shape[0])}; "
+          f"embeddings {embedding_features}", flush=True)
+
+    def truth_ids(x):
+        return np.stack([np.maximum(x[features.label_id_feature(k)].numpy(), 0) for k in range(1, depth + 1)], 1)
+
+    def leaf_accuracy(model, x, beam, per_level=False):
+        ids, _ = model.beam_search(x, beam)
+        hit = ids.numpy() == truth_ids(x)
+        if per_level:  # level k right with all levels above it
+            print("    per level: " + ", ".join(f"{np.mean(np.all(hit[:, :k], 1)):.4f}" for k in range(1, depth + 1)))
+        return float(np.mean(np.all(hit, axis=1)))
+
+    def blank(x, ngrams=False, text_emb=False, image=False, scramble=False):
+        y = dict(x)
+        if scramble:  # every n-gram replaced by a random bucket: a title of unseen words
+            t = x[features.TEXT_TOKENS]
+            rnd = tf.random.stateless_uniform(tf.shape(t.values), [1, 2], 0, preset.hash_buckets, t.values.dtype)
+            y[features.TEXT_TOKENS] = tf.SparseTensor(t.indices, rnd, t.dense_shape)
+        if ngrams:
+            t = x[features.TEXT_TOKENS]
+            y[features.TEXT_TOKENS] = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.zeros([0], t.dtype), t.dense_shape)
+            y.pop(features.TEXT_TOKEN_WEIGHTS, None)
+        if text_emb and features.TEXT_EMBEDDING in x:
+            y[features.TEXT_EMBEDDING] = tf.zeros_like(x[features.TEXT_EMBEDDING])
+        if image and features.IMAGE_EMBEDDING in x:
+            y[features.IMAGE_EMBEDDING] = tf.zeros_like(x[features.IMAGE_EMBEDDING])
+        return y
+
+    def select(x, mask):
+        idx = np.flatnonzero(mask)
+        return {name: tf.gather(tf.RaggedTensor.from_sparse(v), idx).to_sparse() if isinstance(v, tf.SparseTensor)
+                else tf.gather(v, idx) for name, v in x.items()}
+
+    has_photo = None
+    if features.IMAGE_EMBEDDING in calib:
+        has_photo = np.any(calib[features.IMAGE_EMBEDDING].numpy() != 0, axis=1)
+        calib_photo = select(calib, has_photo)
+        if not has_photo.any():  # a text-only catalog
+            has_photo = calib_photo = None
+
+    if args.probes:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        def path_keys(x):
+            return [" ".join(map(str, r)) for r in truth_ids(x)]
+
+        for name, tr_mask, x_cal in (
+            (features.TEXT_EMBEDDING, None, calib),
+            (features.IMAGE_EMBEDDING, "photo", calib_photo if has_photo is not None else None),
+        ):
+            if name not in train or x_cal is None:
+                continue
+            xtr, ytr = train[name].numpy(), path_keys(train)
+            if tr_mask:
+                m = np.any(xtr != 0, axis=1)
+                xtr, ytr = xtr[m], [y for y, k in zip(ytr, m) if k]
+            for c in (0.1, 1.0):
+                clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
+                clf.fit(xtr, ytr)
+                acc = float(np.mean(np.array(clf.predict(x_cal[name].numpy())) == np.array(path_keys(x_cal))))
+                print(f"[{args.catalog}] probe {name} C={c}: calibration leaf accuracy {acc:.4f}", flush=True)
+
+    for name, overrides in args.variant:
+        preset = get_preset({**get_preset("default").to_dict(), **json.loads(overrides)})
+        keras.utils.set_random_seed(7)
+        df = None
+        for x in (train, calib):  # n-grams as preprocessing_fn would make them for this preset
+            x[features.TEXT_TOKENS] = hashed_ngrams(x[features.TITLE_NORMALIZED], preset.hash_buckets,
+                                                    preset.char_ngram_widths)
+            x.pop(features.TEXT_TOKEN_WEIGHTS, None)
+            if preset.ngram_weighting == "tfidf":
+                df = tfidf(x, preset.hash_buckets, df)
+        steps = int(np.ceil(n_train / preset.batch_size))
+        labels = {f"level_{k}": np.maximum(train[features.label_id_feature(k)].numpy(), 0) for k in range(1, depth + 1)}
+        weights = {f"level_{k}": train[features.label_mask_feature(k)].numpy() for k in range(1, depth + 1)}
+        ds = tf.data.Dataset.from_tensor_slices((train, labels, weights)).shuffle(n_train, seed=7).repeat()
+        ds = ds.batch(preset.batch_size)
+        model = HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features)
+        lr = keras.optimizers.schedules.CosineDecay(preset.learning_rate, decay_steps=preset.epochs * steps, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss={f"level_{k}": keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                            for k in range(1, depth + 1)})
+        t0 = time.time()
+        model.fit(ds, epochs=preset.epochs, steps_per_epoch=steps, verbose=0)
+        seconds = time.time() - t0
+        row = {"full": leaf_accuracy(model, calib, preset.beam_width, per_level=True)}
+        if features.TEXT_EMBEDDING in calib:
+            row["sentence-embedding only"] = leaf_accuracy(model, blank(calib, ngrams=True, image=True),
+                                                           preset.beam_width)
+            row["sentence embedding + unseen n-grams"] = leaf_accuracy(model, blank(calib, scramble=True, image=True),
+                                                                       preset.beam_width)
+        if has_photo is not None:
+            row["photo only"] = leaf_accuracy(model, blank(calib_photo, ngrams=True, text_emb=True),
+                                              preset.beam_width)
+        print(f"[{args.catalog}] {name} {overrides}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items())
+              + f" ({seconds:.0f}s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
