@@ -109,3 +109,26 @@ def test_ngram_learning_rate_multiplier_keeps_the_function():
     plain.table.assign(table)
     fast.table.assign(table / 10.0)
     assert np.allclose(plain(ids, weights).numpy(), fast(ids, weights).numpy(), atol=1e-5)
+
+
+def test_photo_only_loss_counts_only_products_with_a_photo():
+    """The auxiliary loss trains the heads from the photo alone; products without a photo
+    contribute nothing to it, and it exists only in training."""
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), photo_aux_weight=0.5)
+    model = HierarchicalClassifier(tax, preset, embedding_features=(features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING))
+    inputs = _inputs(4, preset.hash_buckets)
+    inputs[features.TEXT_EMBEDDING] = tf.random.stateless_normal([4, 512], [3, 4])
+    for k in (1, 2, 3):
+        inputs[features.label_id_feature(k)] = tf.constant([1, 1, 1, 1], tf.int64) if k == 1 else \
+            tf.zeros([4], tf.int64)
+        inputs[features.label_mask_feature(k)] = tf.ones([4])
+
+    def aux_loss(image):
+        model({**inputs, features.IMAGE_EMBEDDING: image}, training=True)
+        return float(tf.add_n(model.losses)) if model.losses else 0.0
+
+    assert aux_loss(tf.zeros([4, 1280])) == 0.0
+    assert aux_loss(tf.concat([tf.ones([1, 1280]), tf.zeros([3, 1280])], 0)) > 0.0
+    model({**inputs, features.IMAGE_EMBEDDING: tf.ones([4, 1280])}, training=False)
+    assert not model.losses

@@ -26,6 +26,7 @@ class ModelPreset:
     dropout: float = 0.2
     modality_dropout: float = 0.15  # chance to blank a whole modality in training
     ngram_dropout: float = 0.3  # chance to blank the title n-grams alone (sentence embedding kept)
+    photo_aux_weight: float = 0.5  # extra loss: heads trained from the photo alone (photo products)
     normalize_embeddings: bool = True  # layer-normalise each pretrained embedding before fusion
     epochs: int = 6
     batch_size: int = 128
