@@ -49,12 +49,13 @@ def _newest_uris(root: Path) -> tuple[str, str, str]:
     return graph.uri, examples.uri, taxonomy.uri
 
 
-def load_split(examples_uri: str, split: str, feature_spec: dict, batch: int):
+def load_split(examples_uri: str, split: str, feature_spec: dict) -> dict:
+    """One split of transformed examples, parsed into one in-memory batch."""
     import tensorflow as tf
 
     files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return ds, lambda d: d.batch(batch).map(lambda x: tf.io.parse_example(x, feature_spec))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return tf.io.parse_example(tf.stack(list(records)), feature_spec)
 
 
 def tfidf(x: dict, buckets: int, df=None):
@@ -106,21 +107,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     spec = tft.TFTransformOutput(graph_uri).transformed_feature_spec()
     embedding_features = tuple(n for n in spec if n.endswith("_embedding"))
 
-    def materialise(split):
-        ds, parse = load_split(examples_uri, split, spec, 4096)
-        batches = list(parse(ds))
-        return batches
-
-    def concat(batches):
-        out = {}
-        for name in batches[0]:
-            vals = [b[name] for b in batches]
-            out[name] = tf.sparse.concat(0, vals, expand_nonconcat_dims=True) if isinstance(vals[0], tf.SparseTensor) \
-                else tf.concat(vals, 0)
-        return out
-
-    train = concat(materialise("train"))
-    calib = concat(materialise("calibration"))
+    train = load_split(examples_uri, "train", spec)
+    calib = load_split(examples_uri, "calibration", spec)
     n_train = int(train[features.label_id_feature(1)].shape[0])
     print(f"[{args.catalog}] train {n_train}, calibration {int(calib[features.label_id_feature(1)].shape[0])}; "
           f"embeddings {embedding_features}", flush=True)
@@ -156,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return {name: tf.gather(tf.RaggedTensor.from_sparse(v), idx).to_sparse() if isinstance(v, tf.SparseTensor)
                 else tf.gather(v, idx) for name, v in x.items()}
 
-    has_photo = None
+    has_photo = calib_photo = None
     if features.IMAGE_EMBEDDING in calib:
         has_photo = np.any(calib[features.IMAGE_EMBEDDING].numpy() != 0, axis=1)
         calib_photo = select(calib, has_photo)
@@ -164,27 +152,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             has_photo = calib_photo = None
 
     if args.probes:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+        from bench.quality import embedding_probe
 
         def path_keys(x):
             return [" ".join(map(str, r)) for r in truth_ids(x)]
 
-        for name, tr_mask, x_cal in (
-            (features.TEXT_EMBEDDING, None, calib),
-            (features.IMAGE_EMBEDDING, "photo", calib_photo if has_photo is not None else None),
-        ):
+        for name, x_cal in ((features.TEXT_EMBEDDING, calib), (features.IMAGE_EMBEDDING, calib_photo)):
             if name not in train or x_cal is None:
                 continue
             xtr, ytr = train[name].numpy(), path_keys(train)
-            if tr_mask:
+            if name == features.IMAGE_EMBEDDING:  # products with a photo, as the photo-only row
                 m = np.any(xtr != 0, axis=1)
                 xtr, ytr = xtr[m], [y for y, k in zip(ytr, m) if k]
             for c in (0.1, 1.0):
-                clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
-                clf.fit(xtr, ytr)
-                acc = float(np.mean(np.array(clf.predict(x_cal[name].numpy())) == np.array(path_keys(x_cal))))
+                predict = embedding_probe(xtr, ytr, c)
+                acc = float(np.mean(np.array(predict(x_cal[name].numpy())) == np.array(path_keys(x_cal))))
                 print(f"[{args.catalog}] probe {name} C={c}: calibration leaf accuracy {acc:.4f}", flush=True)
 
     for name, overrides in args.variant:

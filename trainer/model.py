@@ -27,6 +27,11 @@ from trainer.presets import ModelPreset
 _NEG = -1e9
 
 
+def _present(x: tf.Tensor) -> tf.Tensor:
+    """[N, 1] 1.0 where the embedding row is not all zeros (a photo or text is there)."""
+    return tf.cast(tf.reduce_any(tf.not_equal(x, 0.0), axis=-1, keepdims=True), tf.float32)
+
+
 class HashedBag(keras.layers.Layer):
     """Learned embeddings of hashed n-gram ids, pooled (fastText-style)."""
 
@@ -74,6 +79,8 @@ class HierarchicalClassifier(keras.Model):
         else:
             self.bag = HashedBag(preset.hash_buckets, preset.token_dim, preset.ngram_init_scale,
                                  preset.ngram_lr_multiplier, name="ngram_bag")
+        self.sentence_features = [n for n in self.embedding_features if n != features.IMAGE_EMBEDDING]
+        self.image_features = [n for n in self.embedding_features if n == features.IMAGE_EMBEDDING]
         self.norms = {name: keras.layers.LayerNormalization(name=f"{name}_norm") for name in self.embedding_features}
         self.child_masks = [None] + [
             tf.constant(taxonomy.child_mask(k), tf.float32) for k in range(2, self.depth + 1)
@@ -97,18 +104,23 @@ class HierarchicalClassifier(keras.Model):
 
     # ---- encoder ------------------------------------------------------------------------
     def encode(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        bag = self.bag(inputs[features.TEXT_TOKENS], None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS))
-        sentence = [tf.cast(inputs[n], tf.float32) for n in self.embedding_features if n != features.IMAGE_EMBEDDING]
-        image = [tf.cast(inputs[n], tf.float32) for n in self.embedding_features if n == features.IMAGE_EMBEDDING]
+        modalities = self._modalities(inputs)
         if training:
-            bag, sentence, image = self._drop_modality(bag, sentence, image)
-        parts = [bag] + [self._normalise(name, x) for name, x in zip(self._embedding_order(), sentence + image)]
+            modalities = self._drop_modality(*modalities)
+        return self._fuse(*modalities, training=training)
+
+    def _modalities(self, inputs: dict) -> tuple:
+        """(n-gram bag, sentence embeddings, image embeddings) as the product has them."""
+        bag = self.bag(inputs[features.TEXT_TOKENS], None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS))
+        sentence = [tf.cast(inputs[n], tf.float32) for n in self.sentence_features]
+        image = [tf.cast(inputs[n], tf.float32) for n in self.image_features]
+        return bag, sentence, image
+
+    def _fuse(self, bag: tf.Tensor, sentence: list, image: list, training: bool) -> tf.Tensor:
+        names = self.sentence_features + self.image_features
+        parts = [bag] + [self._normalise(name, x) for name, x in zip(names, sentence + image)]
         h = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
         return h if self.fuse is None else self.fuse(h, training=training)
-
-    def _embedding_order(self) -> list[str]:
-        return [n for n in self.embedding_features if n != features.IMAGE_EMBEDDING] + \
-            [n for n in self.embedding_features if n == features.IMAGE_EMBEDDING]
 
     def _normalise(self, name: str, x: tf.Tensor) -> tf.Tensor:
         """Layer-normalised, so the sentence embedding (unit norm, ~0.04 per dimension) and
@@ -117,8 +129,7 @@ class HierarchicalClassifier(keras.Model):
         training and at serving."""
         if not self.preset.normalize_embeddings:
             return x
-        present = tf.cast(tf.reduce_any(tf.not_equal(x, 0.0), axis=-1, keepdims=True), tf.float32)
-        return self.norms[name](x) * present
+        return self.norms[name](x) * _present(x)
 
     def _drop_modality(self, bag: tf.Tensor, sentence: list, image: list) -> tuple:
         """Modality dropout, one draw per product.
@@ -135,7 +146,7 @@ class HierarchicalClassifier(keras.Model):
         ngram_dropout = self.preset.ngram_dropout if sentence else 0.0
         keep_ngrams = tf.cast(tf.random.uniform([n, 1]) >= ngram_dropout, tf.float32)
         if p > 0 and image:
-            has_photo = tf.cast(tf.reduce_any(tf.not_equal(image[0], 0.0), axis=-1, keepdims=True), tf.float32)
+            has_photo = _present(image[0])
             u = tf.random.uniform([n, 1])
             keep_text = 1.0 - tf.cast(u < p, tf.float32) * has_photo
             keep_image = 1.0 - tf.cast((u >= p) & (u < 2 * p), tf.float32)
@@ -150,19 +161,20 @@ class HierarchicalClassifier(keras.Model):
             return self.heads[0](h)
         x = tf.concat([h, self.parent_embeddings[level - 1](parent)], axis=-1)
         if self.head_hidden[level - 1] is not None:
-            hidden = self.head_hidden[level - 1](x)
-            # With head_skip the classes also see the shared representation directly, not
-            # only through the head's narrower parent-conditioned layer.
-            x = tf.concat([h, hidden], axis=-1) if self.preset.head_skip else hidden
+            x = self.head_hidden[level - 1](x)
         logits = self.heads[level - 1](x)
         mask = tf.gather(self.child_masks[level - 1], parent)
         return logits + (1.0 - mask) * _NEG
 
     # ---- training (teacher forcing) ----------------------------------------------------
     def call(self, inputs: dict, training: bool = False) -> dict:
-        h = self.encode(inputs, training=training)
-        if training and self.preset.photo_aux_weight > 0 and features.IMAGE_EMBEDDING in self.embedding_features:
-            self._add_photo_only_loss(inputs, self.preset.photo_aux_weight)
+        bag, sentence, image = self._modalities(inputs)
+        if training:
+            h = self._fuse(*self._drop_modality(bag, sentence, image), training=True)
+            if self.preset.photo_aux_weight > 0 and image:
+                self._add_photo_only_loss(inputs, bag, sentence, image, self.preset.photo_aux_weight)
+        else:
+            h = self._fuse(bag, sentence, image, training=False)
         out = {}
         for k in range(1, self.depth + 1):
             parent = None
@@ -171,20 +183,16 @@ class HierarchicalClassifier(keras.Model):
             out[f"level_{k}"] = self.level_logits(k, h, parent)
         return out
 
-    def _add_photo_only_loss(self, inputs: dict, weight: float) -> None:
+    def _add_photo_only_loss(self, inputs: dict, bag: tf.Tensor, sentence: list, image: list,
+                             weight: float) -> None:
         """Every product with a photo also trains the heads from its photo alone (text
         blanked, teacher-forced like the main loss), weighted by `photo_aux_weight`.
 
         Modality dropout alone shows the heads a photo-only product only when it happens
         to drop the text (15% of photo products), and the fused model then got less out of
         a photo than a linear probe on the frozen image embedding does."""
-        image = tf.cast(inputs[features.IMAGE_EMBEDDING], tf.float32)
-        has_photo = tf.cast(tf.reduce_any(tf.not_equal(image, 0.0), axis=-1), tf.float32)
-        parts = [tf.zeros_like(self.bag(inputs[features.TEXT_TOKENS]))]
-        for name in self._embedding_order():
-            x = tf.cast(inputs[name], tf.float32)
-            parts.append(self._normalise(name, x if name == features.IMAGE_EMBEDDING else tf.zeros_like(x)))
-        h = self.fuse(tf.concat(parts, axis=-1), training=True)
+        has_photo = _present(image[0])[:, 0]
+        h = self._fuse(tf.zeros_like(bag), [tf.zeros_like(t) for t in sentence], image, training=True)
         total = 0.0
         for k in range(1, self.depth + 1):
             labels = tf.maximum(tf.cast(inputs[features.label_id_feature(k)], tf.int32), 0)

@@ -14,10 +14,11 @@ import tensorflow_transform as tft
 from components.taxonomy_aware.executor import taxonomy_uri
 from schema import features
 from schema.taxonomy import STOP, Taxonomy
+from trainer.presets import ModelPreset
 
 HASH_BUCKETS_CONFIG = "hash_buckets"
 CHAR_NGRAMS_CONFIG = "char_ngram_widths"
-DEFAULT_CHAR_NGRAMS = (3,)
+DEFAULT_CHAR_NGRAMS = ModelPreset.char_ngram_widths  # the presets own the defaults
 NGRAM_WEIGHTING_CONFIG = "ngram_weighting"
 NGRAM_WEIGHTINGS = ("uniform", "tfidf")
 
@@ -119,7 +120,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     taxonomy = Taxonomy.load(taxonomy_uri(custom_config))
     buckets = int(custom_config[HASH_BUCKETS_CONFIG])
     char_widths = tuple(int(w) for w in custom_config.get(CHAR_NGRAMS_CONFIG, DEFAULT_CHAR_NGRAMS))
-    weighting = custom_config.get(NGRAM_WEIGHTING_CONFIG, "uniform")
+    weighting = custom_config.get(NGRAM_WEIGHTING_CONFIG, ModelPreset.ngram_weighting)
     if weighting not in NGRAM_WEIGHTINGS:
         raise ValueError(f"{NGRAM_WEIGHTING_CONFIG} is {weighting!r}; choose one of {NGRAM_WEIGHTINGS}")
     text = tf.strings.join(

@@ -22,7 +22,6 @@ class ModelPreset:
     hidden_units: int = 256  # shared fused representation
     head_units: int = 128  # per-level head, after the parent embedding is joined
     parent_dim: int = 32
-    head_skip: bool = False  # level heads also read the shared representation directly
     dropout: float = 0.2
     modality_dropout: float = 0.15  # chance to blank a whole modality in training
     ngram_dropout: float = 0.3  # chance to blank the title n-grams alone (sentence embedding kept)
