@@ -71,7 +71,7 @@ def test_modality_dropout_blanks_all_text_or_the_photo_never_both():
     ngrams, text = tf.ones([n, 8]), tf.ones([n, 5])
     photo = tf.concat([tf.ones([n // 2, 3]), tf.zeros([n // 2, 3])], axis=0)  # second half: no photo
     tf.random.set_seed(1)
-    kept_ngrams, (kept_text,), (kept_photo,) = model._drop_modality(ngrams, [text], [photo])
+    _, kept_ngrams, (kept_text,), (kept_photo,) = model._drop_modality(None, ngrams, [text], [photo])
     ngram_on = kept_ngrams.numpy().any(axis=1)
     text_on = kept_text.numpy().any(axis=1)
     photo_on = kept_photo.numpy().any(axis=1)
@@ -132,3 +132,44 @@ def test_photo_only_loss_counts_only_products_with_a_photo():
     assert aux_loss(tf.concat([tf.ones([1, 1280]), tf.zeros([3, 1280])], 0)) > 0.0
     model({**inputs, features.IMAGE_EMBEDDING: tf.ones([4, 1280])}, training=False)
     assert not model.losses
+
+
+def test_folding_ngram_ids_is_hashing_into_fewer_buckets():
+    """The wide part folds the n-gram ids (id mod wide_buckets); that must be the same
+    hashing as preprocessing_fn would do into wide_buckets, so the wide table sees distinct
+    n-grams apart as far as its size allows, not an arbitrary remix."""
+    from trainer.preprocessing import hashed_ngrams
+
+    text = tf.constant(["slim fit cotton tshirt", "leather wallet for men", "ceramic coffee mug 350 ml"])
+    wide, full = 2**12, 2**15
+    folded = tf.math.floormod(hashed_ngrams(text, full).values, wide).numpy()
+    assert (folded == hashed_ngrams(text, wide).values.numpy()).all()
+    with np.testing.assert_raises(ValueError):
+        dataclasses.replace(get_preset("small"), wide_buckets=3000)  # not a divisor of hash_buckets
+
+
+def test_wide_part_points_an_ngram_at_its_category_and_goes_with_the_ngrams():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), ngram_dropout=0.5)
+    model = HierarchicalClassifier(tax, preset)
+    n = 64
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, preset.hash_buckets, (n, 4))
+    ids[:, 0] = 12345  # one n-gram every product has
+    inputs = {features.TEXT_TOKENS: tf.sparse.from_dense(tf.constant(ids, tf.int64))}
+    model.beam_search(inputs, 3)  # builds the layers
+    path = ["Apparel", "Apparel > Topwear", "Apparel > Topwear > Tshirts"]
+    table = np.zeros(model.wide.table.shape, np.float32)
+    for k, node in enumerate(path, start=1):
+        table[12345 % preset.wide_buckets, model.level_offsets[k - 1] + tax.index(k)[node]] = 40.0
+    model.wide.table.assign(table / preset.wide_lr_multiplier)
+    got, _ = model.beam_search(inputs, 3)
+    want = [tax.index(k)[node] for k, node in enumerate(path, start=1)]
+    assert (got.numpy() == want).all()
+    # Dropping a product's n-grams (modality or n-gram dropout) drops its wide logits too.
+    wide, bag, _, _ = model._modalities(inputs)
+    tf.random.set_seed(3)
+    dropped_wide, dropped_bag, _, _ = model._drop_modality(wide, bag, [tf.ones([n, 4])], [])
+    wide_on = dropped_wide.numpy().any(axis=1)
+    bag_on = dropped_bag.numpy().any(axis=1)
+    assert (wide_on == bag_on).all() and 0 < bag_on.sum() < n

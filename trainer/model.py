@@ -101,20 +101,37 @@ class HierarchicalClassifier(keras.Model):
             for k in range(2, self.depth + 1)
         ]
         self.heads = [keras.layers.Dense(n, name=f"head_{k}") for k, n in enumerate(self.num_classes, start=1)]
+        # Wide part: per-class weights of every n-gram, added to each level's logits. A
+        # rare brand or model n-gram can then point straight at its category, which the
+        # narrow n-gram embedding of the deep tower has to squeeze through `token_dim`.
+        self.wide = None
+        if not linear and preset.wide_buckets > 0:
+            self.wide = HashedBag(preset.wide_buckets, sum(self.num_classes), init_scale=0.0,
+                                  lr_multiplier=preset.wide_lr_multiplier, name="wide")
+        self.level_offsets = np.cumsum([0] + self.num_classes).tolist()
 
     # ---- encoder ------------------------------------------------------------------------
-    def encode(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        modalities = self._modalities(inputs)
+    def encode(self, inputs: dict, training: bool = False) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """(fused representation, wide logits of all levels or None)."""
+        wide, *modalities = self._modalities(inputs)
         if training:
-            modalities = self._drop_modality(*modalities)
-        return self._fuse(*modalities, training=training)
+            wide, *modalities = self._drop_modality(wide, *modalities)
+        return self._fuse(*modalities, training=training), wide
 
     def _modalities(self, inputs: dict) -> tuple:
-        """(n-gram bag, sentence embeddings, image embeddings) as the product has them."""
-        bag = self.bag(inputs[features.TEXT_TOKENS], None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS))
+        """(wide logits, n-gram bag, sentence embeddings, image embeddings) as the product has them."""
+        ids = inputs[features.TEXT_TOKENS]
+        weights = None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS)
+        bag = self.bag(ids, weights)
+        wide = None
+        if self.wide is not None:
+            # Folding the ids is hashing into fewer buckets: the ids are a fingerprint modulo
+            # hash_buckets, of which wide_buckets is a divisor (checked in the preset).
+            folded = tf.SparseTensor(ids.indices, tf.math.floormod(ids.values, self.wide.buckets), ids.dense_shape)
+            wide = self.wide(folded, weights)
         sentence = [tf.cast(inputs[n], tf.float32) for n in self.sentence_features]
         image = [tf.cast(inputs[n], tf.float32) for n in self.image_features]
-        return bag, sentence, image
+        return wide, bag, sentence, image
 
     def _fuse(self, bag: tf.Tensor, sentence: list, image: list, training: bool) -> tf.Tensor:
         names = self.sentence_features + self.image_features
@@ -131,7 +148,7 @@ class HierarchicalClassifier(keras.Model):
             return x
         return self.norms[name](x) * _present(x)
 
-    def _drop_modality(self, bag: tf.Tensor, sentence: list, image: list) -> tuple:
+    def _drop_modality(self, wide: tf.Tensor | None, bag: tf.Tensor, sentence: list, image: list) -> tuple:
         """Modality dropout, one draw per product.
 
         A product with a photo loses all of its text (title n-grams and sentence embedding
@@ -153,24 +170,34 @@ class HierarchicalClassifier(keras.Model):
             sentence = [t * keep_text for t in sentence]
             image = [i * keep_image for i in image]
             keep_ngrams = keep_ngrams * keep_text
-        return bag * keep_ngrams, sentence, image
+        if wide is not None:  # the wide part reads the n-grams too, and goes with them
+            wide = wide * keep_ngrams
+        return wide, bag * keep_ngrams, sentence, image
 
-    def level_logits(self, level: int, h: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
-        """Logits at `level` (1-based); for level >= 2, conditioned on and masked by `parent`."""
+    def level_logits(self, level: int, h: tf.Tensor, parent: tf.Tensor | None,
+                     wide: tf.Tensor | None = None) -> tf.Tensor:
+        """Logits at `level` (1-based); for level >= 2, conditioned on and masked by `parent`.
+        `wide`: the wide part's logits of all levels, or None."""
         if level == 1:
-            return self.heads[0](h)
-        x = tf.concat([h, self.parent_embeddings[level - 1](parent)], axis=-1)
-        if self.head_hidden[level - 1] is not None:
-            x = self.head_hidden[level - 1](x)
-        logits = self.heads[level - 1](x)
+            logits = self.heads[0](h)
+        else:
+            x = tf.concat([h, self.parent_embeddings[level - 1](parent)], axis=-1)
+            if self.head_hidden[level - 1] is not None:
+                x = self.head_hidden[level - 1](x)
+            logits = self.heads[level - 1](x)
+        if wide is not None:
+            logits += wide[:, self.level_offsets[level - 1]:self.level_offsets[level]]
+        if level == 1:
+            return logits
         mask = tf.gather(self.child_masks[level - 1], parent)
         return logits + (1.0 - mask) * _NEG
 
     # ---- training (teacher forcing) ----------------------------------------------------
     def call(self, inputs: dict, training: bool = False) -> dict:
-        bag, sentence, image = self._modalities(inputs)
+        wide, bag, sentence, image = self._modalities(inputs)
         if training:
-            h = self._fuse(*self._drop_modality(bag, sentence, image), training=True)
+            wide, *modalities = self._drop_modality(wide, bag, sentence, image)
+            h = self._fuse(*modalities, training=True)
             if self.preset.photo_aux_weight > 0 and image:
                 self._add_photo_only_loss(inputs, bag, sentence, image, self.preset.photo_aux_weight)
         else:
@@ -180,7 +207,7 @@ class HierarchicalClassifier(keras.Model):
             parent = None
             if k > 1:
                 parent = tf.maximum(tf.cast(inputs[features.label_id_feature(k - 1)], tf.int32), 0)
-            out[f"level_{k}"] = self.level_logits(k, h, parent)
+            out[f"level_{k}"] = self.level_logits(k, h, parent, wide)
         return out
 
     def _add_photo_only_loss(self, inputs: dict, bag: tf.Tensor, sentence: list, image: list,
@@ -206,9 +233,9 @@ class HierarchicalClassifier(keras.Model):
     def beam_search(self, inputs: dict, beam_width: int) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns (class ids [N, depth], cumulative path probability [N, depth]) of the best
         path. STOP (class 0 at levels >= 2) continues as STOP with probability 1."""
-        h = self.encode(inputs, training=False)
+        h, wide = self.encode(inputs, training=False)
         n = tf.shape(h)[0]
-        logp = tf.nn.log_softmax(self.level_logits(1, h, None))
+        logp = tf.nn.log_softmax(self.level_logits(1, h, None, wide))
         width = min(beam_width, self.num_classes[0])
         scores, ids = tf.math.top_k(logp, k=width)  # [N, B]
         paths = ids[:, :, None]  # [N, B, 1]
@@ -216,8 +243,9 @@ class HierarchicalClassifier(keras.Model):
         for k in range(2, self.depth + 1):
             b = tf.shape(scores)[1]
             h_rep = tf.repeat(h, b, axis=0)  # [N*B, H]
+            wide_rep = None if wide is None else tf.repeat(wide, b, axis=0)
             parent = tf.reshape(paths[:, :, -1], [-1])
-            step = tf.nn.log_softmax(self.level_logits(k, h_rep, parent))  # [N*B, C]
+            step = tf.nn.log_softmax(self.level_logits(k, h_rep, parent, wide_rep))  # [N*B, C]
             c = self.num_classes[k - 1]
             total = scores[:, :, None] + tf.reshape(step, [n, b, c])
             flat = tf.reshape(total, [n, -1])

@@ -19,6 +19,11 @@ class ModelPreset:
     token_dim: int = 64  # learned n-gram embedding width
     ngram_lr_multiplier: float = 10.0  # n-gram embeddings learn this many times faster than the rest
     ngram_init_scale: float = 1e-3  # initial n-gram embeddings uniform in +-this (see HashedBag)
+    # Wide part: per-class weights of the n-grams, added to every level's logits, in this
+    # many buckets (the n-gram ids folded; a divisor of hash_buckets; 0 = none). Fewer than
+    # hash_buckets because the table has a column per class of every level.
+    wide_buckets: int = 2**16
+    wide_lr_multiplier: float = 10.0  # as ngram_lr_multiplier, for the wide table
     hidden_units: int = 256  # shared fused representation
     head_units: int = 128  # per-level head, after the parent embedding is joined
     parent_dim: int = 32
@@ -33,16 +38,21 @@ class ModelPreset:
     beam_width: int = 5
     baseline_epochs: int = 4  # the linear bag-of-words baseline
 
+    def __post_init__(self):
+        if self.wide_buckets < 0 or (self.wide_buckets and self.hash_buckets % self.wide_buckets):
+            raise ValueError(f"preset {self.name!r}: wide_buckets ({self.wide_buckets}) must be 0 or a divisor "
+                             f"of hash_buckets ({self.hash_buckets})")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 PRESETS = {
-    "small": ModelPreset("small", hash_buckets=2**15, token_dim=32, hidden_units=96, head_units=64,
-                         parent_dim=16, epochs=4, batch_size=64, beam_width=3, baseline_epochs=3),
+    "small": ModelPreset("small", hash_buckets=2**15, wide_buckets=2**12, token_dim=32, hidden_units=96,
+                         head_units=64, parent_dim=16, epochs=4, batch_size=64, beam_width=3, baseline_epochs=3),
     "default": ModelPreset("default"),
-    "large": ModelPreset("large", hash_buckets=2**21, token_dim=128, hidden_units=1024, head_units=512,
-                         parent_dim=64, epochs=20, batch_size=1024, beam_width=8),
+    "large": ModelPreset("large", hash_buckets=2**21, wide_buckets=2**18, token_dim=128, hidden_units=1024,
+                         head_units=512, parent_dim=64, epochs=20, batch_size=1024, beam_width=8),
 }
 
 
