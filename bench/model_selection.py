@@ -122,10 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         """False where a product's path goes below a node the taxonomy has (a category not
         in the taxonomy): no model can get its leaf right, as the eval metrics count it."""
         labels = np.stack([x[features.label_id_feature(k)].numpy() for k in range(1, depth + 1)], 1)
-        ok = labels[:, 0] >= 0
-        for k in range(1, depth):
-            ok &= ~((labels[:, k - 1] > 0 if k > 1 else labels[:, 0] >= 0) & (labels[:, k] < 0))
-        return ok
+        node = np.concatenate([labels[:, :1] >= 0, labels[:, 1:] > 0], axis=1)  # a real node, not STOP
+        return node[:, 0] & ~np.any(node[:, :-1] & (labels[:, 1:] < 0), axis=1)
 
     def leaf_accuracy(model, x, beam, per_level=False):
         ids, _ = model.beam_search(x, beam)

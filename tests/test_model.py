@@ -160,8 +160,9 @@ def test_wide_part_points_an_ngram_at_its_category_and_goes_with_the_ngrams():
     model.beam_search(inputs, 3)  # builds the layers
     path = ["Apparel", "Apparel > Topwear", "Apparel > Topwear > Tshirts"]
     table = np.zeros(model.wide.table.shape, np.float32)
+    offsets = np.cumsum([0] + model.num_classes)  # the table's columns: level 1's classes, then level 2's, ...
     for k, node in enumerate(path, start=1):
-        table[12345 % preset.wide_buckets, model.level_offsets[k - 1] + tax.index(k)[node]] = 40.0
+        table[12345 % preset.wide_buckets, offsets[k - 1] + tax.index(k)[node]] = 40.0
     model.wide.table.assign(table / preset.wide_lr_multiplier)
     got, _ = model.beam_search(inputs, 3)
     want = [tax.index(k)[node] for k, node in enumerate(path, start=1)]
@@ -170,6 +171,6 @@ def test_wide_part_points_an_ngram_at_its_category_and_goes_with_the_ngrams():
     wide, bag, _, _ = model._modalities(inputs)
     tf.random.set_seed(3)
     dropped_wide, dropped_bag, _, _ = model._drop_modality(wide, bag, [tf.ones([n, 4])], [])
-    wide_on = dropped_wide.numpy().any(axis=1)
+    wide_on = np.concatenate([w.numpy() for w in dropped_wide], axis=1).any(axis=1)
     bag_on = dropped_bag.numpy().any(axis=1)
     assert (wide_on == bag_on).all() and 0 < bag_on.sum() < n

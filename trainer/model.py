@@ -108,18 +108,19 @@ class HierarchicalClassifier(keras.Model):
         if not linear and preset.wide_buckets > 0:
             self.wide = HashedBag(preset.wide_buckets, sum(self.num_classes), init_scale=0.0,
                                   lr_multiplier=preset.wide_lr_multiplier, name="wide")
-        self.level_offsets = np.cumsum([0] + self.num_classes).tolist()
 
     # ---- encoder ------------------------------------------------------------------------
-    def encode(self, inputs: dict, training: bool = False) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """(fused representation, wide logits of all levels or None)."""
-        wide, *modalities = self._modalities(inputs)
-        if training:
-            wide, *modalities = self._drop_modality(wide, *modalities)
+    def encode(self, inputs: dict, training: bool = False) -> tuple[tf.Tensor, list | None]:
+        """(fused representation, the wide part's logits per level or None)."""
+        return self._encode(self._modalities(inputs), training)
+
+    def _encode(self, modalities: tuple, training: bool) -> tuple[tf.Tensor, list | None]:
+        wide, *modalities = self._drop_modality(*modalities) if training else modalities
         return self._fuse(*modalities, training=training), wide
 
     def _modalities(self, inputs: dict) -> tuple:
-        """(wide logits, n-gram bag, sentence embeddings, image embeddings) as the product has them."""
+        """(wide logits per level or None, n-gram bag, sentence embeddings, image embeddings)
+        as the product has them."""
         ids = inputs[features.TEXT_TOKENS]
         weights = None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS)
         bag = self.bag(ids, weights)
@@ -128,7 +129,7 @@ class HierarchicalClassifier(keras.Model):
             # Folding the ids is hashing into fewer buckets: the ids are a fingerprint modulo
             # hash_buckets, of which wide_buckets is a divisor (checked in the preset).
             folded = tf.SparseTensor(ids.indices, tf.math.floormod(ids.values, self.wide.buckets), ids.dense_shape)
-            wide = self.wide(folded, weights)
+            wide = tf.split(self.wide(folded, weights), self.num_classes, axis=1)
         sentence = [tf.cast(inputs[n], tf.float32) for n in self.sentence_features]
         image = [tf.cast(inputs[n], tf.float32) for n in self.image_features]
         return wide, bag, sentence, image
@@ -148,7 +149,7 @@ class HierarchicalClassifier(keras.Model):
             return x
         return self.norms[name](x) * _present(x)
 
-    def _drop_modality(self, wide: tf.Tensor | None, bag: tf.Tensor, sentence: list, image: list) -> tuple:
+    def _drop_modality(self, wide: list | None, bag: tf.Tensor, sentence: list, image: list) -> tuple:
         """Modality dropout, one draw per product.
 
         A product with a photo loses all of its text (title n-grams and sentence embedding
@@ -171,43 +172,38 @@ class HierarchicalClassifier(keras.Model):
             image = [i * keep_image for i in image]
             keep_ngrams = keep_ngrams * keep_text
         if wide is not None:  # the wide part reads the n-grams too, and goes with them
-            wide = wide * keep_ngrams
+            wide = [w * keep_ngrams for w in wide]
         return wide, bag * keep_ngrams, sentence, image
 
     def level_logits(self, level: int, h: tf.Tensor, parent: tf.Tensor | None,
                      wide: tf.Tensor | None = None) -> tf.Tensor:
         """Logits at `level` (1-based); for level >= 2, conditioned on and masked by `parent`.
-        `wide`: the wide part's logits of all levels, or None."""
+        `wide`: the wide part's logits at this level, or None."""
         if level == 1:
             logits = self.heads[0](h)
-        else:
-            x = tf.concat([h, self.parent_embeddings[level - 1](parent)], axis=-1)
-            if self.head_hidden[level - 1] is not None:
-                x = self.head_hidden[level - 1](x)
-            logits = self.heads[level - 1](x)
+            return logits if wide is None else logits + wide
+        x = tf.concat([h, self.parent_embeddings[level - 1](parent)], axis=-1)
+        if self.head_hidden[level - 1] is not None:
+            x = self.head_hidden[level - 1](x)
+        logits = self.heads[level - 1](x)
         if wide is not None:
-            logits += wide[:, self.level_offsets[level - 1]:self.level_offsets[level]]
-        if level == 1:
-            return logits
+            logits += wide
         mask = tf.gather(self.child_masks[level - 1], parent)
         return logits + (1.0 - mask) * _NEG
 
     # ---- training (teacher forcing) ----------------------------------------------------
     def call(self, inputs: dict, training: bool = False) -> dict:
-        wide, bag, sentence, image = self._modalities(inputs)
-        if training:
-            wide, *modalities = self._drop_modality(wide, bag, sentence, image)
-            h = self._fuse(*modalities, training=True)
-            if self.preset.photo_aux_weight > 0 and image:
-                self._add_photo_only_loss(inputs, bag, sentence, image, self.preset.photo_aux_weight)
-        else:
-            h = self._fuse(bag, sentence, image, training=False)
+        modalities = self._modalities(inputs)
+        h, wide = self._encode(modalities, training)
+        _, bag, sentence, image = modalities
+        if training and self.preset.photo_aux_weight > 0 and image:
+            self._add_photo_only_loss(inputs, bag, sentence, image, self.preset.photo_aux_weight)
         out = {}
         for k in range(1, self.depth + 1):
             parent = None
             if k > 1:
                 parent = tf.maximum(tf.cast(inputs[features.label_id_feature(k - 1)], tf.int32), 0)
-            out[f"level_{k}"] = self.level_logits(k, h, parent, wide)
+            out[f"level_{k}"] = self.level_logits(k, h, parent, None if wide is None else wide[k - 1])
         return out
 
     def _add_photo_only_loss(self, inputs: dict, bag: tf.Tensor, sentence: list, image: list,
@@ -235,7 +231,7 @@ class HierarchicalClassifier(keras.Model):
         path. STOP (class 0 at levels >= 2) continues as STOP with probability 1."""
         h, wide = self.encode(inputs, training=False)
         n = tf.shape(h)[0]
-        logp = tf.nn.log_softmax(self.level_logits(1, h, None, wide))
+        logp = tf.nn.log_softmax(self.level_logits(1, h, None, None if wide is None else wide[0]))
         width = min(beam_width, self.num_classes[0])
         scores, ids = tf.math.top_k(logp, k=width)  # [N, B]
         paths = ids[:, :, None]  # [N, B, 1]
@@ -243,7 +239,7 @@ class HierarchicalClassifier(keras.Model):
         for k in range(2, self.depth + 1):
             b = tf.shape(scores)[1]
             h_rep = tf.repeat(h, b, axis=0)  # [N*B, H]
-            wide_rep = None if wide is None else tf.repeat(wide, b, axis=0)
+            wide_rep = None if wide is None else tf.repeat(wide[k - 1], b, axis=0)  # this level's only
             parent = tf.reshape(paths[:, :, -1], [-1])
             step = tf.nn.log_softmax(self.level_logits(k, h_rep, parent, wide_rep))  # [N*B, C]
             c = self.num_classes[k - 1]
