@@ -43,6 +43,7 @@ def create_pipeline(config: PipelineConfig):
 
     from components.baseline_selector.component import BaselineSelector
     from components.catalog_example_gen.component import CatalogExampleGen
+    from components.code_version import CODE_VERSION_CONFIG, TRAINER_CODE, TRANSFORM_CODE, code_version
     from components.embedder.component import Embedder
     from components.review_report.component import ReviewReport
     from components.safe_pusher.component import SafePusher
@@ -93,7 +94,8 @@ def create_pipeline(config: PipelineConfig):
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
         custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets, CHAR_NGRAMS_CONFIG: list(preset.char_ngram_widths),
-                       NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting},
+                       NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting,
+                       CODE_VERSION_CONFIG: code_version(*TRANSFORM_CODE)},
     )
     transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
 
@@ -112,6 +114,7 @@ def create_pipeline(config: PipelineConfig):
                 TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
                 TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
                 LOCAL_WORKERS_CONFIG: 1 if baseline else config.train_workers,
+                CODE_VERSION_CONFIG: code_version(*TRAINER_CODE),
             },
         )
 

@@ -99,7 +99,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from schema import features
     from schema.taxonomy import Taxonomy
-    from trainer.model import HierarchicalClassifier
+    from trainer.model import build_model
+    from trainer.optimizers import compile_model
     from trainer.preprocessing import hashed_ngrams
     from trainer.presets import get_preset
 
@@ -193,11 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         weights = {f"level_{k}": train[features.label_mask_feature(k)].numpy() for k in range(1, depth + 1)}
         ds = tf.data.Dataset.from_tensor_slices((train, labels, weights)).shuffle(n_train, seed=7).repeat()
         ds = ds.batch(preset.batch_size)
-        model = HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features)
-        lr = keras.optimizers.schedules.CosineDecay(preset.learning_rate, decay_steps=preset.epochs * steps, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(lr),
-                      loss={f"level_{k}": keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                            for k in range(1, depth + 1)})
+        model = build_model(taxonomy, preset, embedding_features=embedding_features)
+        compile_model(model, preset, depth, total_steps=preset.epochs * steps, metrics=False)
         t0 = time.time()
         model.fit(ds, epochs=preset.epochs, steps_per_epoch=steps, verbose=0)
         seconds = time.time() - t0

@@ -130,7 +130,9 @@ def main(argv=None) -> int:
     config = PipelineConfig.local(".", "fashion", pipeline_root=root)
     store = _store(config)
     model = newest(store, "Model", producer="TaxonomyTrainer")
-    examples = newest(store, "Examples", having="rows_ingested")
+    # The Embedder's output when the pipeline has one: the model reads its embeddings
+    # (from ExampleGen's examples it would get zeros for them and be scored without them).
+    examples = newest(store, "Examples", producer="Embedder") or newest(store, "Examples", having="rows_ingested")
     if model is None or examples is None:
         print(f"no trained model or examples recorded under {root}", file=sys.stderr)
         return 2

@@ -6,7 +6,9 @@ import tensorflow as tf
 from schema import features
 from schema.taxonomy import Taxonomy
 from tests.test_taxonomy import PATHS
-from trainer.model import HashedBag, HierarchicalClassifier, class_tables, decode_outputs, threshold_tables
+from trainer.model import (HashedBag, HierarchicalClassifier, HierarchicalEnsemble, build_model, class_tables,
+                           decode_outputs, threshold_tables)
+from trainer.optimizers import members_cross_entropy
 from trainer.presets import get_preset
 
 
@@ -174,3 +176,42 @@ def test_wide_part_points_an_ngram_at_its_category_and_goes_with_the_ngrams():
     wide_on = np.concatenate([w.numpy() for w in dropped_wide], axis=1).any(axis=1)
     bag_on = dropped_bag.numpy().any(axis=1)
     assert (wide_on == bag_on).all() and 0 < bag_on.sum() < n
+
+
+def test_ensemble_averages_its_members_level_probabilities():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), members=2, ngram_init_scale=0.5)
+    model = build_model(tax, preset)
+    assert isinstance(model, HierarchicalEnsemble) and len(model.members) == 2
+    inputs = _inputs(32, preset.hash_buckets)
+    ids, conf = model.beam_search(inputs, beam_width=3)
+    # Level 1 of the best path: its confidence is the members' mean probability of that class.
+    member_probs = [tf.nn.softmax(m.level_logits(1, m.encode(inputs)[0], None, m.encode(inputs)[1][0])).numpy()
+                    for m in model.members]
+    top = ids.numpy()[:, 0]
+    mean = (member_probs[0] + member_probs[1]) / 2
+    np.testing.assert_allclose(conf.numpy()[:, 0], mean[np.arange(32), top], rtol=1e-5)
+    assert not np.allclose(member_probs[0], member_probs[1])  # members start from different weights
+    # Two members with the same weights decode exactly as one of them alone.
+    model.members[1].set_weights(model.members[0].get_weights())
+    ids2, conf2 = model.beam_search(inputs, beam_width=3)
+    ids1, conf1 = model.members[0].beam_search(inputs, beam_width=3)
+    np.testing.assert_array_equal(ids2.numpy(), ids1.numpy())
+    np.testing.assert_allclose(conf2.numpy(), conf1.numpy(), rtol=1e-5)
+
+
+def test_each_ensemble_member_learns_from_its_own_loss():
+    """The ensemble's training output stacks member logits; the loss is the mean of the
+    members' cross-entropies, not the cross-entropy of their average."""
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    model = build_model(tax, dataclasses.replace(get_preset("small"), members=3))
+    inputs = _inputs(8, get_preset("small").hash_buckets)
+    for k in (1, 2):
+        inputs[features.label_id_feature(k)] = tf.zeros([8], tf.int64)
+    stacked = model(inputs)["level_3"]
+    assert stacked.shape[:2] == (8, 3)
+    labels = tf.constant([1, 2, 1, 0, 3, 1, 2, 1])
+    per_member = [members_cross_entropy(labels, stacked[:, i]) for i in range(3)]
+    np.testing.assert_allclose(members_cross_entropy(labels, stacked).numpy(),
+                               tf.add_n(per_member).numpy() / 3, rtol=1e-5)
+    assert build_model(tax, dataclasses.replace(get_preset("small"), members=1)).__class__ is HierarchicalClassifier

@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 
 from schema import features
 from schema.taxonomy import Taxonomy
-from trainer.model import HierarchicalClassifier, class_tables, decode_outputs, threshold_tables
+from trainer.model import Classifier, class_tables, decode_outputs, threshold_tables
 
 ASSETS_TAXONOMY = "taxonomy.json"
 ASSETS_THRESHOLDS = "thresholds.json"
@@ -41,7 +41,7 @@ def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
 
 
 class ServingModule(tf.Module):
-    def __init__(self, model: HierarchicalClassifier, tft_output: tft.TFTransformOutput,
+    def __init__(self, model: Classifier, tft_output: tft.TFTransformOutput,
                  taxonomy: Taxonomy, thresholds: Optional[dict], beam_width: int):
         super().__init__()
         self.model = model
@@ -63,7 +63,7 @@ class ServingModule(tf.Module):
 
 
 def export_serving_model(
-    model: HierarchicalClassifier,
+    model: Classifier,
     tft_output: tft.TFTransformOutput,
     taxonomy: Taxonomy,
     thresholds: Optional[dict],

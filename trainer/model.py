@@ -9,6 +9,8 @@
   the parent's children, so P(child | parent, x) is a proper distribution over valid nodes.
 - Decoding is a beam search over the tree; a path's score is the product of its level
   probabilities, and only paths of the taxonomy can come out.
+- The default preset trains an ensemble of such classifiers side by side and averages
+  their level probabilities in the beam search (`HierarchicalEnsemble`).
 """
 from __future__ import annotations
 
@@ -227,33 +229,89 @@ class HierarchicalClassifier(keras.Model):
 
     # ---- inference ----------------------------------------------------------------------
     def beam_search(self, inputs: dict, beam_width: int) -> tuple[tf.Tensor, tf.Tensor]:
-        """Returns (class ids [N, depth], cumulative path probability [N, depth]) of the best
-        path. STOP (class 0 at levels >= 2) continues as STOP with probability 1."""
-        h, wide = self.encode(inputs, training=False)
-        n = tf.shape(h)[0]
-        logp = tf.nn.log_softmax(self.level_logits(1, h, None, None if wide is None else wide[0]))
-        width = min(beam_width, self.num_classes[0])
-        scores, ids = tf.math.top_k(logp, k=width)  # [N, B]
-        paths = ids[:, :, None]  # [N, B, 1]
-        level_scores = scores[:, :, None]
-        for k in range(2, self.depth + 1):
-            b = tf.shape(scores)[1]
-            h_rep = tf.repeat(h, b, axis=0)  # [N*B, H]
-            wide_rep = None if wide is None else tf.repeat(wide[k - 1], b, axis=0)  # this level's only
-            parent = tf.reshape(paths[:, :, -1], [-1])
-            step = tf.nn.log_softmax(self.level_logits(k, h_rep, parent, wide_rep))  # [N*B, C]
-            c = self.num_classes[k - 1]
-            total = scores[:, :, None] + tf.reshape(step, [n, b, c])
-            flat = tf.reshape(total, [n, -1])
-            new_width = min(beam_width, c * beam_width)
-            scores, flat_idx = tf.math.top_k(flat, k=tf.minimum(new_width, b * c))
-            beam_idx = flat_idx // c
-            class_idx = flat_idx % c
-            paths = tf.concat([tf.gather(paths, beam_idx, batch_dims=1), class_idx[:, :, None]], axis=-1)
-            level_scores = tf.concat(
-                [tf.gather(level_scores, beam_idx, batch_dims=1), scores[:, :, None]], axis=-1
-            )
-        return paths[:, 0, :], tf.exp(level_scores[:, 0, :])
+        return tree_beam_search([self], inputs, beam_width)
+
+
+class HierarchicalEnsemble(keras.Model):
+    """`members` independently initialised classifiers trained side by side on the same
+    batches (each on its own loss, with its own dropout draws) whose level probabilities are
+    averaged at inference.
+
+    Seeds alone move leaf accuracy by about +-0.3 points on these catalogs; averaging a few
+    members removes most of that variance and is worth more than any single-model change
+    found on the calibration split (BENCHMARKS.md). Training outputs are stacked member
+    logits [N, members, C] per level (see `trainer.optimizers.members_cross_entropy`)."""
+
+    def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, embedding_features: tuple[str, ...] = (),
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.depth = taxonomy.depth
+        self.num_classes = [taxonomy.num_classes(k) for k in range(1, self.depth + 1)]
+        self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features,
+                                               name=f"member_{i}") for i in range(preset.members)]
+
+    def call(self, inputs: dict, training: bool = False) -> dict:
+        outputs = [member(inputs, training=training) for member in self.members]
+        return {name: tf.stack([out[name] for out in outputs], axis=1) for name in outputs[0]}
+
+    def beam_search(self, inputs: dict, beam_width: int) -> tuple[tf.Tensor, tf.Tensor]:
+        return tree_beam_search(self.members, inputs, beam_width)
+
+
+Classifier = HierarchicalClassifier | HierarchicalEnsemble  # what build_model returns and export serves
+
+
+def build_model(taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
+                embedding_features: tuple[str, ...] = ()) -> Classifier:
+    """The model a preset describes: the linear baseline, one classifier, or an ensemble."""
+    if linear or preset.members == 1:
+        return HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features)
+    return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features)
+
+
+def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_width: int
+                     ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Beam search over the tree with the models' level probabilities averaged (one model:
+    its own). Returns (class ids [N, depth], cumulative path probability [N, depth]) of the
+    best path; a path's score is the product of its level probabilities. STOP (class 0 at
+    levels >= 2) continues as STOP with probability 1."""
+    encoded = [model.encode(inputs, training=False) for model in models]
+    log_members = tf.math.log(float(len(models)))
+
+    def log_probs(level: int, repeats, parent):
+        per_model = []
+        for model, (h, wide) in zip(models, encoded):
+            wide = None if wide is None else wide[level - 1]  # this level's only
+            if repeats is not None:
+                h = tf.repeat(h, repeats, axis=0)
+                wide = None if wide is None else tf.repeat(wide, repeats, axis=0)
+            per_model.append(tf.nn.log_softmax(model.level_logits(level, h, parent, wide)))
+        if len(per_model) == 1:
+            return per_model[0]
+        return tf.reduce_logsumexp(tf.stack(per_model), axis=0) - log_members  # log of the mean
+
+    num_classes = models[0].num_classes
+    n = tf.shape(encoded[0][0])[0]
+    width = min(beam_width, num_classes[0])
+    scores, ids = tf.math.top_k(log_probs(1, None, None), k=width)  # [N, B]
+    paths = ids[:, :, None]  # [N, B, 1]
+    level_scores = scores[:, :, None]
+    for k in range(2, len(num_classes) + 1):
+        b = tf.shape(scores)[1]
+        parent = tf.reshape(paths[:, :, -1], [-1])
+        step = log_probs(k, b, parent)  # [N*B, C]
+        c = num_classes[k - 1]
+        total = scores[:, :, None] + tf.reshape(step, [n, b, c])
+        flat = tf.reshape(total, [n, -1])
+        new_width = min(beam_width, c * beam_width)
+        scores, flat_idx = tf.math.top_k(flat, k=tf.minimum(new_width, b * c))
+        beam_idx = flat_idx // c
+        class_idx = flat_idx % c
+        paths = tf.concat([tf.gather(paths, beam_idx, batch_dims=1), class_idx[:, :, None]], axis=-1)
+        level_scores = tf.concat(
+            [tf.gather(level_scores, beam_idx, batch_dims=1), scores[:, :, None]], axis=-1
+        )
+    return paths[:, 0, :], tf.exp(level_scores[:, 0, :])
 
 
 def class_tables(taxonomy: Taxonomy) -> list[tf.Tensor]:

@@ -32,13 +32,17 @@ class ModelPreset:
     ngram_dropout: float = 0.3  # chance to blank the title n-grams alone (sentence embedding kept)
     photo_aux_weight: float = 0.5  # extra loss: heads trained from the photo alone (photo products)
     normalize_embeddings: bool = True  # layer-normalise each pretrained embedding before fusion
+    members: int = 3  # independently initialised copies whose level probabilities are averaged (1 = one model)
     epochs: int = 6
     batch_size: int = 128
     learning_rate: float = 3e-3
+    lazy_sparse_updates: bool = True  # Adam moves only the n-gram rows in the batch (trainer/optimizers.py)
     beam_width: int = 5
     baseline_epochs: int = 4  # the linear bag-of-words baseline
 
     def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"preset {self.name!r}: members must be at least 1, not {self.members}")
         if self.wide_buckets < 0 or (self.wide_buckets and self.hash_buckets % self.wide_buckets):
             raise ValueError(f"preset {self.name!r}: wide_buckets ({self.wide_buckets}) must be 0 or a divisor "
                              f"of hash_buckets ({self.hash_buckets})")
@@ -49,10 +53,10 @@ class ModelPreset:
 
 PRESETS = {
     "small": ModelPreset("small", hash_buckets=2**15, wide_buckets=2**12, token_dim=32, hidden_units=96,
-                         head_units=64, parent_dim=16, epochs=4, batch_size=64, beam_width=3, baseline_epochs=3),
+                         head_units=64, parent_dim=16, members=2, epochs=4, batch_size=64, beam_width=3, baseline_epochs=3),
     "default": ModelPreset("default"),
     "large": ModelPreset("large", hash_buckets=2**21, wide_buckets=2**18, token_dim=128, hidden_units=1024,
-                         head_units=512, parent_dim=64, epochs=20, batch_size=1024, beam_width=8),
+                         head_units=512, parent_dim=64, members=2, epochs=20, batch_size=1024, beam_width=8),
 }
 
 

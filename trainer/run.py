@@ -99,7 +99,8 @@ def run_fn(fn_args: Any) -> None:
     from components.taxonomy_aware.executor import taxonomy_uri
     from schema.taxonomy import Taxonomy
     from trainer.export import export_serving_model
-    from trainer.model import HierarchicalClassifier
+    from trainer.model import build_model
+    from trainer.optimizers import compile_model
     from trainer.presets import get_preset
 
     config = fn_args.custom_config or {}
@@ -128,15 +129,8 @@ def run_fn(fn_args: Any) -> None:
     eval_steps = max(1, math.ceil(_count_records(fn_args.eval_files) / global_batch))
 
     with strategy.scope():
-        model = HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features)
-        lr = keras.optimizers.schedules.CosineDecay(preset.learning_rate, decay_steps=epochs * steps, alpha=0.05)
-        model.compile(
-            optimizer=keras.optimizers.Adam(lr),
-            loss={f"level_{k}": keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                  for k in range(1, depth + 1)},
-            weighted_metrics={f"level_{k}": [keras.metrics.SparseCategoricalAccuracy(name="acc")]
-                              for k in range(1, depth + 1)},
-        )
+        model = build_model(taxonomy, preset, linear=linear, embedding_features=embedding_features)
+        compile_model(model, preset, depth, total_steps=epochs * steps)
     timer = _train_timer()
     history = model.fit(
         train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=eval_ds, validation_steps=eval_steps,
