@@ -93,6 +93,11 @@ def test_every_artifact_is_there(fashion_run):
     info = json.loads((model / "assets.extra" / "model_info.json").read_text())
     assert info["loss_history"][-1] < info["loss_history"][0]
     assert 0 < info["train_seconds"] and info["train_examples_per_second"] > 0  # bench/training.py reads these
+    import tensorflow as tf
+
+    saved = [name for name, _ in tf.train.list_variables(str(model / "variables" / "variables"))]
+    assert any("/variables/" in n for n in saved)
+    assert not any("optimizer" in n for n in saved)  # weights only, no Adam slots
 
     import tensorflow_model_analysis as tfma
 

@@ -62,6 +62,17 @@ class ServingModule(tf.Module):
         return self.predict_transformed(transformed)
 
 
+def drop_training_state(model: Classifier) -> None:
+    """Stops the model tracking its optimizer, so the export holds the weights alone.
+
+    A compiled Keras model tracks its optimizer, and `tf.saved_model.save` then writes
+    Adam's two slots per weight beside the weights: three times the size (2.5 GB for the
+    flipkart ensemble, whose n-gram and wide tables are most of it) for state serving
+    never reads. Call it once training (and calibration) is done."""
+    if getattr(model, "optimizer", None) is not None:
+        model._delete_tracking("optimizer")  # tf.Module tracking; the attribute itself stays
+
+
 def export_serving_model(
     model: Classifier,
     tft_output: tft.TFTransformOutput,
@@ -71,6 +82,7 @@ def export_serving_model(
     export_dir: str,
     info: dict,
 ) -> None:
+    drop_training_state(model)
     module = ServingModule(model, tft_output, taxonomy, thresholds, beam_width)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
     assets = os.path.join(export_dir, "assets.extra")
