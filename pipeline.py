@@ -99,6 +99,8 @@ def create_pipeline(config: PipelineConfig):
     )
     transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
 
+    trainer_code = code_version(*TRAINER_CODE)  # one fingerprint for both Trainers
+
     def trainer(baseline: bool):
         return TaxonomyTrainer(
             taxonomy=taxonomy_gen.outputs["taxonomy"],
@@ -114,7 +116,7 @@ def create_pipeline(config: PipelineConfig):
                 TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
                 TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
                 LOCAL_WORKERS_CONFIG: 1 if baseline else config.train_workers,
-                CODE_VERSION_CONFIG: code_version(*TRAINER_CODE),
+                CODE_VERSION_CONFIG: trainer_code,
             },
         )
 

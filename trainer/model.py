@@ -245,8 +245,6 @@ class HierarchicalEnsemble(keras.Model):
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, embedding_features: tuple[str, ...] = (),
                  **kwargs):
         super().__init__(**kwargs)
-        self.depth = taxonomy.depth
-        self.num_classes = [taxonomy.num_classes(k) for k in range(1, self.depth + 1)]
         self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features,
                                                name=f"member_{i}") for i in range(preset.members)]
 
@@ -276,7 +274,6 @@ def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_wi
     best path; a path's score is the product of its level probabilities. STOP (class 0 at
     levels >= 2) continues as STOP with probability 1."""
     encoded = [model.encode(inputs, training=False) for model in models]
-    log_members = tf.math.log(float(len(models)))
 
     def log_probs(level: int, repeats, parent):
         per_model = []
@@ -286,9 +283,8 @@ def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_wi
                 h = tf.repeat(h, repeats, axis=0)
                 wide = None if wide is None else tf.repeat(wide, repeats, axis=0)
             per_model.append(tf.nn.log_softmax(model.level_logits(level, h, parent, wide)))
-        if len(per_model) == 1:
-            return per_model[0]
-        return tf.reduce_logsumexp(tf.stack(per_model), axis=0) - log_members  # log of the mean
+        # Log of the mean probability (exactly the model's own for one model).
+        return tf.reduce_logsumexp(tf.stack(per_model), axis=0) - tf.math.log(float(len(models)))
 
     num_classes = models[0].num_classes
     n = tf.shape(encoded[0][0])[0]

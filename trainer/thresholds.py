@@ -4,9 +4,10 @@ For every taxonomy node the threshold is the lowest confidence at which predicti
 that node reach the target precision on calibration products, so coverage is as high as
 the precision target allows. Nodes with too few calibration predictions fall back to
 their level's threshold, and so does a node whose predictions all reach the target (it
-shows no confidence where its precision drops; see `lowest_threshold`). At inference a level whose confidence is under its node's
-threshold is dropped and the product keeps the parent: a shorter but correct path
-instead of a wrong leaf (see `trainer.model.decode_outputs`).
+shows no confidence where its precision drops; see `lowest_threshold`). At inference a
+level whose confidence is under its node's threshold is dropped and the product keeps the
+parent: a shorter but correct path instead of a wrong leaf (see
+`trainer.model.decode_outputs`).
 """
 from __future__ import annotations
 
