@@ -4,14 +4,16 @@
 
 Images: EfficientNet-Lite0 on photos of the shared fashion catalog, decoded once up front
 (decoding is timed apart), then embedded for each (threads, batch size) after a warm-up
-batch. Texts: the multilingual sentence encoder on catalog titles, in the Embedder's
-batches. No embedding cache: every number is model time. This is what chose
-`ImageEncoder`'s defaults (components/embedder/encoders.py).
+of three batches. Texts: the multilingual sentence encoder on catalog titles, in the
+Embedder's batches, with 1 and 2 batches encoded concurrently (`TextEncoder(workers=...)`).
+No embedding cache: every number is model time. This is what chose the encoders'
+defaults (components/embedder/encoders.py).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,19 +51,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for threads in args.threads:
         for batch in args.batch_sizes:
             encoder = encoders.ImageEncoder(batch_size=batch, threads=threads)
-            encoder.embed_pixels(pixels[:batch])  # warm-up
+            encoder.embed_pixels(pixels[:3 * batch])  # warm-up (TorchScript optimises on its first calls)
             start = time.perf_counter()
             encoder.embed_pixels(pixels)
             print(f"| {threads} | {batch} | {len(pixels) / (time.perf_counter() - start):,.1f} |", flush=True)
 
     titles = [r["productDisplayName"] for r in rows[: args.texts]]
-    text = encoders.TextEncoder()
-    text.encode(titles[:64])
-    start = time.perf_counter()
-    for i in range(0, len(titles), 64):
-        text.encode(titles[i:i + 64])
-    print(f"\ntexts: {len(titles):,} titles, {len(titles) / (time.perf_counter() - start):,.0f} texts/s "
-          f"(batches of 64)")
+    print(f"\ntexts: {len(titles):,} titles, in calls of 512 (as the Embedder and `categorize` make them), "
+          f"split into the encoder's batches of 64\n")
+    print("| concurrent batches (workers) | texts/s |\n|---|---|")
+    for workers in sorted({1, 2, os.cpu_count() or 1}):
+        text = encoders.TextEncoder(workers=workers)
+        text.encode(titles[:512])  # warm-up
+        start = time.perf_counter()
+        for i in range(0, len(titles), 512):
+            text.encode(titles[i:i + 512])
+        print(f"| {workers} | {len(titles) / (time.perf_counter() - start):,.0f} |", flush=True)
     return 0
 
 

@@ -19,7 +19,14 @@ metrics), as:
 - photo only (products with a photo, text removed).
 
 Alongside, logistic-regression probes on the frozen embeddings of the same splits, the
-reference the model has to beat on the two single-modality rows.
+reference the model has to beat on the two single-modality rows (`--probes`).
+
+`--tfidf-mixture C` also fits bench/quality.py's TF-IDF logistic regression (at that C, on
+the normalised title and description) and scores, for each variant, the mixture of the two: each
+candidate path (the model's beams and the regression's most probable paths) scored by
+w * model path probability + (1 - w) * regression probability, for a few w. A mixture
+clearly above both says they know different things (a case for combining them); one no
+better than either says their errors coincide.
 """
 from __future__ import annotations
 
@@ -84,12 +91,55 @@ def tfidf(x: dict, buckets: int, df=None):
     return df
 
 
+MIXTURE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # weight of the model; 0 = the regression alone
+
+
+def full_paths(taxonomy, ids) -> "np.ndarray":
+    """The deepest node's full path of each class-id row [..., depth] (the served
+    `full_path`, by the serving code's own decoding); the result drops the depth axis."""
+    import numpy as np
+    import tensorflow as tf
+
+    from schema import features
+    from trainer.model import class_tables, decode_outputs, threshold_tables
+
+    flat = np.asarray(ids).reshape(-1, np.shape(ids)[-1])
+    out = decode_outputs(tf.constant(flat), tf.ones(flat.shape), class_tables(taxonomy),
+                         threshold_tables(taxonomy, None))
+    paths = np.array([p.decode("utf-8") for p in out[features.OUT_FULL_PATH].numpy()], dtype=object)
+    return paths.reshape(np.shape(ids)[:-1])
+
+
+def mixture_accuracies(beam_paths, beam_probs, lr_classes, lr_probs, truth, weights=MIXTURE_WEIGHTS,
+                       top: int = 5) -> dict[float, float]:
+    """Leaf accuracy of w * model + (1 - w) * regression over the candidate paths of each
+    product (its beam paths [N, B] with their probabilities, and the regression's `top`
+    paths); `truth` holds None where no model can be right."""
+    import numpy as np
+
+    best = np.argsort(-lr_probs, axis=1)[:, :top]
+    out = {}
+    for w in weights:
+        right = 0
+        for i, want in enumerate(truth):
+            score: dict[str, float] = {}
+            for path, p in zip(beam_paths[i], beam_probs[i]):
+                score[path] = score.get(path, 0.0) + w * float(p)
+            for j in best[i]:
+                score[lr_classes[j]] = score.get(lr_classes[j], 0.0) + (1 - w) * float(lr_probs[i, j])
+            right += want is not None and max(score, key=score.get) == want
+        out[w] = right / max(len(truth), 1)
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--pipelines", default=str(Path(__file__).resolve().parent.parent / "pipelines"))
     parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
     parser.add_argument("--probes", action="store_true", help="also fit the frozen-embedding probes")
+    parser.add_argument("--tfidf-mixture", type=float, metavar="C",
+                        help="also score mixtures with the TF-IDF logistic regression at this C")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -179,6 +229,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 acc = float(np.mean(np.array(predict(x_cal[name].numpy())) == np.array(path_keys(x_cal))))
                 print(f"[{args.catalog}] probe {name} C={c}: calibration leaf accuracy {acc:.4f}", flush=True)
 
+    lr = None
+    if args.tfidf_mixture is not None:
+        from bench.quality import tfidf_classifier
+
+        def texts(x):
+            return [t.decode("utf-8") for t in x[features.TITLE_NORMALIZED].numpy()]
+
+        ok = representable(calib)
+        calib_truth = [p if good else None for p, good in zip(full_paths(taxonomy, truth_ids(calib)), ok)]
+        t0 = time.time()
+        classes, probabilities = tfidf_classifier(texts(train), list(full_paths(taxonomy, truth_ids(train))),
+                                                  args.tfidf_mixture)
+        lr = classes, probabilities(texts(calib))
+        print(f"[{args.catalog}] TF-IDF C={args.tfidf_mixture:g} fitted in {time.time() - t0:.0f}s", flush=True)
+
     for name, overrides in args.variant:
         preset = get_preset({**get_preset("default").to_dict(), **json.loads(overrides)})
         keras.utils.set_random_seed(7)
@@ -208,6 +273,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if has_photo is not None:
             row["photo only"] = leaf_accuracy(model, blank(calib_photo, ngrams=True, text_emb=True),
                                               preset.beam_width)
+        if lr is not None:
+            paths, probs = model.beam_search(calib, preset.beam_width, all_beams=True)
+            mixed = mixture_accuracies(full_paths(taxonomy, paths.numpy()), probs.numpy()[:, :, -1], *lr, calib_truth)
+            row.update({f"mixture w={w:g}": acc for w, acc in mixed.items()})
         print(f"[{args.catalog}] {name} {overrides}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items())
               + f" ({seconds:.0f}s)", flush=True)
     return 0

@@ -176,8 +176,10 @@ class TrainedModel:
         return out
 
 
-def tfidf_baseline(texts: Sequence[str], truth: Sequence[str], c: float) -> Callable[[Sequence[str]], list[str]]:
-    """Word and character n-gram TF-IDF + logistic regression, one class per full path."""
+def tfidf_classifier(texts: Sequence[str], truth: Sequence[str], c: float
+                     ) -> tuple[np.ndarray, Callable[[Sequence[str]], np.ndarray]]:
+    """Word and character n-gram TF-IDF + logistic regression, one class per full path:
+    (its classes, a function giving their probabilities [N, classes] for new texts)."""
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -188,8 +190,18 @@ def tfidf_baseline(texts: Sequence[str], truth: Sequence[str], c: float) -> Call
     clf = LogisticRegression(C=c, max_iter=300, random_state=RANDOM_STATE)
     clf.fit(x, list(truth))
 
+    def probabilities(texts: Sequence[str]) -> np.ndarray:
+        return clf.predict_proba(hstack([word.transform(texts), char.transform(texts)]).tocsr())
+
+    return clf.classes_, probabilities
+
+
+def tfidf_baseline(texts: Sequence[str], truth: Sequence[str], c: float) -> Callable[[Sequence[str]], list[str]]:
+    """The TF-IDF classifier's most probable full path."""
+    classes, probabilities = tfidf_classifier(texts, truth, c)
+
     def predict(texts: Sequence[str]) -> list[str]:
-        return list(clf.predict(hstack([word.transform(texts), char.transform(texts)]).tocsr()))
+        return list(classes[probabilities(texts).argmax(axis=1)])
 
     return predict
 
@@ -247,6 +259,29 @@ def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> 
 
 
 # ---- one catalog ---------------------------------------------------------------------
+def same_title_elsewhere(train: Split, evals: Split) -> tuple[int, int, int]:
+    """How far titles alone can decide: eval products whose text (case and spacing aside)
+    is also a train product's, those of them whose text the train split also files under
+    another category, and those it files only under other categories (a reader of the
+    text alone that follows the train labels gets these wrong)."""
+    import collections
+
+    def key(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    paths_of: dict[str, set] = collections.defaultdict(set)
+    for text, path in zip(train.texts, train.truth):
+        paths_of[key(text)].add(path)
+    seen = also_other = only_other = 0
+    for text, path in zip(evals.texts, evals.truth):
+        paths = paths_of.get(key(text))
+        if paths:
+            seen += 1
+            also_other += bool(paths - {path})
+            only_other += path not in paths
+    return seen, also_other, only_other
+
+
 def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_grid: Sequence[float],
                   probe_c_grid: Sequence[float]) -> dict:
     from components.embedder.encoders import open_cache
@@ -262,13 +297,19 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
     result: dict = {"spec": spec, "model": model_dir, "sizes": (len(train.truth), len(calib.truth), len(evals.truth)),
                     "depth": depth, "rows": {}, "photo_rows": {}, "multilingual": {}, "notes": []}
 
-    nodes = {path for level in taxonomy.levels for path in level.classes}
+    nodes = taxonomy.nodes()
     seen = set(train.truth)
     missing = [t for t in evals.truth if t not in nodes]
     result["notes"].append(
         f"{len(missing)} eval products ({len(missing) / max(len(evals.truth), 1):.1%}) are in a category the model's "
         f"taxonomy lacks (no model row can get their leaf right; {sum(t in seen for t in missing)} of them in a "
         f"category seen in the train split, which TF-IDF can predict)")
+
+    seen, also_other, only_other = same_title_elsewhere(train, evals)
+    result["notes"].append(
+        f"{seen} eval products have a title (with description) that a train product also has; the train split "
+        f"files {also_other} of these titles under another category as well, {only_other} only under other "
+        f"categories (a model of the text alone that follows the train labels gets those wrong)")
 
     t0 = time.time()
     c_tfidf, tfidf = choose_c(lambda c: tfidf_baseline(train.texts, train.truth, c), calib.texts, calib.truth, c_grid)

@@ -87,10 +87,9 @@ def outside_taxonomy(examples_uri: str, taxonomy_uri: str, split: str = "eval") 
     import tensorflow as tf
 
     from schema import features
-    from schema.taxonomy import STOP, Taxonomy, ancestors
+    from schema.taxonomy import Taxonomy, ancestors
 
-    taxonomy = Taxonomy.load(taxonomy_uri)
-    nodes = {c for level in taxonomy.levels for c in level.classes if c != STOP}
+    nodes = Taxonomy.load(taxonomy_uri).nodes()
     files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
     spec = {features.CATEGORY_PATH: tf.io.FixedLenFeature([], tf.string, default_value="")}
     counts = {"eval_rows": 0, "unseen_top_level": 0, "placed_higher": 0}

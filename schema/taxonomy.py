@@ -102,12 +102,15 @@ class Taxonomy:
     def index(self, level: int) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.levels[level - 1].classes)}
 
+    def nodes(self) -> set[str]:
+        """Every node's full path (STOP excluded): what a category path must be for a model
+        of this taxonomy to be able to output it."""
+        return {path for level in self.levels for path in level.classes if path != STOP}
+
     def resolve(self, levels: Sequence[str]) -> list[str]:
         """The effective path of a label: the deepest prefix that is a node of the tree.
         Returns [] when even the top level is unknown (a category unseen in training)."""
-        known = set()
-        for lvl in self.levels:
-            known.update(lvl.classes)
+        known = self.nodes()
         out: list[str] = []
         for i in range(min(len(levels), self.depth)):
             prefix = join_path(levels[: i + 1])

@@ -66,7 +66,6 @@ def test_encoders_load_offline_with_documented_shapes(no_network):
     assert np.isfinite(emb).all()
 
 
-
 def test_a_product_without_text_gets_a_zero_text_embedding(tmp_path):
     """Like a missing photo: no title means no text signal, which is what the model's
     modality dropout trains for, not the encoder's vector for an empty string."""
@@ -77,6 +76,33 @@ def test_a_product_without_text_gets_a_zero_text_embedding(tmp_path):
     assert np.linalg.norm(emb[0]) > 0.5 and np.array_equal(emb[0], emb[3])
     again = encoders.embed_texts(["", "Blue denim jacket"], cache)  # second call: from the cache
     assert np.all(again[0] == 0) and np.array_equal(again[1], emb[0])
+
+def test_concurrent_text_workers_give_the_same_embeddings_in_order():
+    titles = [f"{colour} {article} number {i}" for i, (colour, article) in enumerate(
+        (c, a) for c in ("Red", "Navy", "Olive", "Black", "White") for a in ("Shirt", "Kurta", "Watch", "Heels"))]
+    one = encoders.TextEncoder(batch_size=3, workers=1).encode(titles)
+    two = encoders.TextEncoder(batch_size=3, workers=2).encode(titles)  # 7 batches over 2 threads
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_features_hold_exactly_the_embeddings():
+    """`set_float_feature` writes the floats through their serialized form; the result must
+    be the same Feature, to the byte, as the one protobuf builds from the values."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for values in (rng.standard_normal(512).astype(np.float32), np.zeros(1280, np.float32),
+                   np.array([1e-30, -0.0, 3.4e38, np.nan], np.float32), np.zeros(0, np.float32)):
+        built = tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
+        feature = tf.train.Feature(int64_list=tf.train.Int64List(value=[7]))  # replaced, not merged
+        encoders.set_float_feature(feature, values)
+        assert feature.SerializeToString() == built.SerializeToString()
+        np.testing.assert_array_equal(np.array(feature.float_list.value, np.float32), values)
+    # float64 input is stored as float32, as the FloatList would
+    feature = tf.train.Feature()
+    encoders.set_float_feature(feature, np.array([0.1, 2.5]))
+    assert feature.float_list.value == tf.train.FloatList(value=[0.1, 2.5]).value
+
 
 _FALLBACK_PAIRS = [  # (English, Spanish, German) titles of the same product
     ("Men Navy Blue Cotton Shirt", "Camisa de algodón azul marino para hombre", "Herren Baumwollhemd in Marineblau"),

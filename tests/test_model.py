@@ -33,6 +33,26 @@ def test_beam_search_only_returns_paths_of_the_taxonomy():
         assert (np.diff(c) <= 1e-6).all() and (c > 0).all() and (c <= 1 + 1e-6).all()
 
 
+def test_all_beams_are_distinct_valid_paths_best_first():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), ngram_init_scale=0.5)
+    model = HierarchicalClassifier(tax, preset)
+    inputs = _inputs(16, preset.hash_buckets)
+    best, best_conf = model.beam_search(inputs, beam_width=3)
+    paths, conf = model.beam_search(inputs, beam_width=3, all_beams=True)
+    paths, conf = paths.numpy(), conf.numpy()
+    assert paths.shape == (16, 3, 3) and conf.shape == (16, 3, 3)
+    np.testing.assert_array_equal(paths[:, 0], best.numpy())
+    np.testing.assert_allclose(conf[:, 0], best_conf.numpy(), rtol=1e-6)
+    assert (np.diff(conf[:, :, -1], axis=1) <= 1e-6).all()  # best first
+    assert conf[:, :, -1].sum(axis=1).max() <= 1 + 1e-5  # path probabilities of distinct paths
+    for row in paths:
+        assert len({tuple(p) for p in row}) == 3
+        for p in row:
+            for k in (2, 3):
+                assert tax.child_mask(k)[p[k - 2], p[k - 1]] == 1
+
+
 def test_teacher_forced_logits_are_masked_to_children():
     tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
     model = HierarchicalClassifier(tax, get_preset("small"))

@@ -66,3 +66,12 @@ def test_unseen_child_is_masked_not_stop():
     bottomwear = tax.index(2)["Apparel > Bottomwear"]
     # every training product under Bottomwear goes deeper: an unseen leaf cannot be STOP
     assert tax.label_ids(["Apparel", "Bottomwear", "Skirts"]) == [tax.index(1)["Apparel"], bottomwear, -1]
+
+
+def test_nodes_are_the_kept_paths_without_stop():
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    assert tax.nodes() == {
+        "Apparel", "Footwear", "Apparel > Bottomwear", "Apparel > Loungewear", "Apparel > Topwear",
+        "Footwear > Shoes", "Apparel > Bottomwear > Shorts", "Apparel > Loungewear > Shorts",
+        "Apparel > Topwear > Tshirts",
+    }

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from schema import features
 from schema.catalog_reader import Product, Rejected, catalog_csv_path, load_image_bytes, read_catalog
@@ -69,6 +69,79 @@ def _batches(rows: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
+def prefetched(items: Iterator, depth: int = 2) -> Iterator:
+    """`items`, produced by a background thread up to `depth` ahead of the consumer, in
+    order. Reading and embedding the next batch (numpy and the image encoder, which release
+    the GIL in their heavy parts) then runs while the serving model scores this one, so on
+    2 cores the slower stage, not the sum, sets the pace. An exception in the producer is
+    raised here, in the consumer, at the point where its item would have come."""
+    import queue
+    import threading
+
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((done, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            slots.put((done, err))
+
+    worker = threading.Thread(target=produce, name="categorize-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = slots.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early (error, close) releases the producer
+
+
+def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch_size: int,
+                      embed: Optional[Callable], cache) -> Iterator[tuple[list, list, list, list[bytes]]]:
+    """Per batch of catalog rows: the rows, their output rows (rejections already filled
+    in), which of them were sent to the model, and those serialized requests with their
+    embeddings. Everything before the serving call, so it can run a batch ahead of it."""
+    from schema.examples import product_to_example
+
+    for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
+        requests, slots = [], []
+        results: list[Optional[list]] = [None] * len(batch)
+        for i, row in enumerate(batch):
+            if isinstance(row, Rejected):
+                results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {row.reason}"]
+                continue
+            assert isinstance(row, Product)
+            image = None
+            if row.image_path:
+                try:
+                    image = load_image_bytes(image_root, row.image_path)
+                except ValueError as err:
+                    if not row.title and not row.description:
+                        results[i] = [row.id, "", "", 0,
+                                      f"rejected: row {row.row_number}: no title and unusable image: {err}"]
+                        continue
+            requests.append(product_to_example(row, spec, image))
+            slots.append(i)
+        if requests and embed is not None:
+            requests = embed(requests, cache)
+        yield batch, results, slots, [r.SerializeToString() for r in requests]
+
+
 def categorize(
     catalog: str,
     spec_name: str,
@@ -82,8 +155,6 @@ def categorize(
 ) -> dict:
     """-> counts of rows, categorized, abstained and rejected, plus `load_seconds` (model
     start-up) and `seconds` (the rows, after start-up). A loaded `categorizer` is reused."""
-    from schema.examples import product_to_example
-
     spec: CatalogSpec = load_spec(spec_name)
     csv_path, image_root = catalog_csv_path(catalog, spec)
     if not csv_path.exists():
@@ -107,29 +178,10 @@ def categorize(
     with open(output, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(OUTPUT_COLUMNS)
-        for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
-            requests, slots = [], []
-            results: list[Optional[list]] = [None] * len(batch)
-            for i, row in enumerate(batch):
-                if isinstance(row, Rejected):
-                    results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {row.reason}"]
-                    continue
-                assert isinstance(row, Product)
-                image = None
-                if row.image_path:
-                    try:
-                        image = load_image_bytes(image_root, row.image_path)
-                    except ValueError as err:
-                        if not row.title and not row.description:
-                            results[i] = [row.id, "", "", 0,
-                                          f"rejected: row {row.row_number}: no title and unusable image: {err}"]
-                            continue
-                requests.append(product_to_example(row, spec, image))
-                slots.append(i)
+        batches = _prepared_batches(csv_path, image_root, spec, batch_size, embed, cache)
+        for batch, results, slots, requests in prefetched(batches):
             if requests:
-                if embed is not None:
-                    requests = embed(requests, cache)
-                out = categorizer.predict([r.SerializeToString() for r in requests])
+                out = categorizer.predict(requests)
                 for j, i in enumerate(slots):
                     path = out[path_key][j].decode("utf-8")
                     conf = float(out[conf_key][j])

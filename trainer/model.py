@@ -228,8 +228,8 @@ class HierarchicalClassifier(keras.Model):
         self.add_loss(weight * total)
 
     # ---- inference ----------------------------------------------------------------------
-    def beam_search(self, inputs: dict, beam_width: int) -> tuple[tf.Tensor, tf.Tensor]:
-        return tree_beam_search([self], inputs, beam_width)
+    def beam_search(self, inputs: dict, beam_width: int, all_beams: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        return tree_beam_search([self], inputs, beam_width, all_beams)
 
 
 class HierarchicalEnsemble(keras.Model):
@@ -252,8 +252,8 @@ class HierarchicalEnsemble(keras.Model):
         outputs = [member(inputs, training=training) for member in self.members]
         return {name: tf.stack([out[name] for out in outputs], axis=1) for name in outputs[0]}
 
-    def beam_search(self, inputs: dict, beam_width: int) -> tuple[tf.Tensor, tf.Tensor]:
-        return tree_beam_search(self.members, inputs, beam_width)
+    def beam_search(self, inputs: dict, beam_width: int, all_beams: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        return tree_beam_search(self.members, inputs, beam_width, all_beams)
 
 
 Classifier = HierarchicalClassifier | HierarchicalEnsemble  # what build_model returns and export serves
@@ -267,12 +267,13 @@ def build_model(taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
     return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features)
 
 
-def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_width: int
-                     ) -> tuple[tf.Tensor, tf.Tensor]:
+def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_width: int,
+                     all_beams: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search over the tree with the models' level probabilities averaged (one model:
     its own). Returns (class ids [N, depth], cumulative path probability [N, depth]) of the
     best path; a path's score is the product of its level probabilities. STOP (class 0 at
-    levels >= 2) continues as STOP with probability 1."""
+    levels >= 2) continues as STOP with probability 1. `all_beams` returns every surviving
+    path, best first ([N, B, depth] both), for analyses that weigh alternatives."""
     encoded = [model.encode(inputs, training=False) for model in models]
 
     def log_probs(level: int, repeats, parent):
@@ -307,6 +308,8 @@ def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_wi
         level_scores = tf.concat(
             [tf.gather(level_scores, beam_idx, batch_dims=1), scores[:, :, None]], axis=-1
         )
+    if all_beams:
+        return paths, tf.exp(level_scores)
     return paths[:, 0, :], tf.exp(level_scores[:, 0, :])
 
 
