@@ -57,7 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"| {threads} | {batch} | {len(pixels) / (time.perf_counter() - start):,.1f} |", flush=True)
 
     titles = [r["productDisplayName"] for r in rows[: args.texts]]
-    print(f"\ntexts: {len(titles):,} titles, in calls of 512 (as the Embedder and `categorize` make them), "
+    print(f"\ntexts: {len(titles):,} titles, in calls of 512 (as `categorize` makes them), "
           f"split into the encoder's batches of 64\n")
     print("| concurrent batches (workers) | texts/s |\n|---|---|")
     for workers in sorted({1, 2, os.cpu_count() or 1}):

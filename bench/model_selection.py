@@ -25,8 +25,8 @@ reference the model has to beat on the two single-modality rows (`--probes`).
 the normalised title and description) and scores, for each variant, the mixture of the two: each
 candidate path (the model's beams and the regression's most probable paths) scored by
 w * model path probability + (1 - w) * regression probability, for a few w. A mixture
-clearly above both says they know different things (a case for combining them); one no
-better than either says their errors coincide.
+clearly above both says they know different things (a case for combining them); one
+within noise of the better says their errors coincide.
 """
 from __future__ import annotations
 
@@ -238,9 +238,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         ok = representable(calib)
         calib_truth = [p if good else None for p, good in zip(full_paths(taxonomy, truth_ids(calib)), ok)]
+        fit = representable(train)  # a product outside the taxonomy has no path id to learn
         t0 = time.time()
-        classes, probabilities = tfidf_classifier(texts(train), list(full_paths(taxonomy, truth_ids(train))),
-                                                  args.tfidf_mixture)
+        classes, probabilities = tfidf_classifier(
+            [t for t, keep in zip(texts(train), fit) if keep], list(full_paths(taxonomy, truth_ids(train))[fit]),
+            args.tfidf_mixture)
         lr = classes, probabilities(texts(calib))
         print(f"[{args.catalog}] TF-IDF C={args.tfidf_mixture:g} fitted in {time.time() - t0:.0f}s", flush=True)
 

@@ -308,7 +308,7 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
     seen, also_other, only_other = same_title_elsewhere(train, evals)
     result["notes"].append(
         f"{seen} eval products have a title (with description) that a train product also has; the train split "
-        f"files {also_other} of these titles under another category as well, {only_other} only under other "
+        f"files {also_other} of these titles under another category, {only_other} of them only under other "
         f"categories (a model of the text alone that follows the train labels gets those wrong)")
 
     t0 = time.time()

@@ -46,19 +46,45 @@ def test_a_producer_error_is_raised_in_the_consumer_after_the_items_before_it():
     assert got == ["a", "b"]
 
 
-def test_a_consumer_that_stops_early_releases_the_producer():
-    before = threading.active_count()
+def _prefetch_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "categorize-prefetch"]
+
+
+def test_a_consumer_that_stops_early_stops_the_producer_before_returning():
+    closed = []
 
     def endless():
-        i = 0
-        while True:
-            yield i
-            i += 1
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
 
     stream = prefetched(endless(), depth=1)
     assert next(stream) == 0
     stream.close()  # what a `for` loop left by an exception does
-    deadline = time.time() + 5
-    while threading.active_count() > before and time.time() < deadline:
-        time.sleep(0.05)
-    assert threading.active_count() == before
+    assert _prefetch_threads() == [] and closed == [True]  # joined, and the source closed
+
+
+def test_a_producer_that_fails_with_the_queue_full_does_not_hang_the_consumer():
+    """The producer's error has nowhere to go while the queue is full; a consumer that
+    leaves then must not wait for it forever."""
+    release = threading.Event()
+
+    def items():
+        yield "a"
+        yield "b"
+        yield "c"
+        release.wait(5)
+        raise RuntimeError("after the queue filled up")
+
+    stream = prefetched(items(), depth=2)
+    assert next(stream) == "a"
+    time.sleep(0.2)  # "b" and "c" fill the queue
+    release.set()  # the producer raises and waits for room
+    time.sleep(0.2)
+    started = time.time()
+    stream.close()
+    assert time.time() - started < 3 and _prefetch_threads() == []

@@ -74,7 +74,9 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
     order. Reading and embedding the next batch (numpy and the image encoder, which release
     the GIL in their heavy parts) then runs while the serving model scores this one, so on
     2 cores the slower stage, not the sum, sets the pace. An exception in the producer is
-    raised here, in the consumer, at the point where its item would have come."""
+    raised here, in the consumer, at the point where its item would have come. A consumer
+    that stops early (an error, `close()`) stops the producer after its current item and
+    waits for it, so nothing runs on behind the caller's back."""
     import queue
     import threading
 
@@ -82,20 +84,28 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry: tuple) -> bool:
+        """Queues `entry` unless the consumer has stopped (then False)."""
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            slots.put((done, None))
+            offer((done, None))
         except BaseException as err:  # handed to the consumer, raised there
-            slots.put((done, err))
+            offer((done, err))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:  # a generator's own cleanup (open files) runs now
+                close()
 
     worker = threading.Thread(target=produce, name="categorize-prefetch", daemon=True)
     worker.start()
@@ -108,7 +118,8 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
                 return
             yield item
     finally:
-        stop.set()  # a consumer that stops early (error, close) releases the producer
+        stop.set()
+        worker.join()
 
 
 def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch_size: int,
