@@ -4,8 +4,9 @@
 
 Images: EfficientNet-Lite0 on photos of the shared fashion catalog, decoded once up front
 (decoding is timed apart), then embedded for each (threads, batch size) after a warm-up
-of three batches. Texts: the multilingual sentence encoder on catalog titles, in the
-Embedder's batches, with 1 and 2 batches encoded concurrently (`TextEncoder(workers=...)`).
+of three batches. Texts: the multilingual sentence encoder on catalog titles, in calls of
+512 as `categorize` makes them (the encoder's batches of 64 inside), with 1 and 2 batches
+encoded concurrently (`TextEncoder(workers=...)`).
 No embedding cache: every number is model time. This is what chose the encoders'
 defaults (components/embedder/encoders.py).
 """

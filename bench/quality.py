@@ -305,9 +305,9 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
         f"taxonomy lacks (no model row can get their leaf right; {sum(t in seen for t in missing)} of them in a "
         f"category seen in the train split, which TF-IDF can predict)")
 
-    seen, also_other, only_other = same_title_elsewhere(train, evals)
+    shared, also_other, only_other = same_title_elsewhere(train, evals)
     result["notes"].append(
-        f"{seen} eval products have a title (with description) that a train product also has; the train split "
+        f"{shared} eval products have a title (with description) that a train product also has; the train split "
         f"files {also_other} of these titles under another category, {only_other} of them only under other "
         f"categories (a model of the text alone that follows the train labels gets those wrong)")
 
