@@ -26,173 +26,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from pipeline_definition import create_pipeline  # noqa: E402,F401  (the one definition; re-exported)
 from schema.config import BEAM_MODES, DEFAULT_CATALOG, PipelineConfig  # noqa: E402
-
-
-def create_pipeline(config: PipelineConfig):
-    """Builds the TFX pipeline; the local and Kubeflow runners both call this."""
-    import tensorflow_model_analysis as tfma  # noqa: F401  (registers TFMA protos)
-    from tfx import v1 as tfx
-    from tfx.components import SchemaGen, StatisticsGen
-    from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-    from tfx.components import Evaluator
-    from tfx.dsl.components.common import resolver
-    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
-    from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
-    from tfx.types import Channel, standard_artifacts
-
-    from components.baseline_selector.component import BaselineSelector
-    from components.catalog_example_gen.component import CatalogExampleGen
-    from components.code_version import CODE_VERSION_CONFIG, TRAINER_CODE, TRANSFORM_CODE, code_version
-    from components.embedder.component import Embedder
-    from components.review_report.component import ReviewReport
-    from components.safe_pusher.component import SafePusher
-    from components.strict_example_validator.component import StrictExampleValidator
-    from components.taxonomy_aware.component import TaxonomyTrainer, TaxonomyTransform
-    from components.taxonomy_gen.component import TaxonomyGen
-    from evaluator.eval_config import Gate, build_eval_config
-    from trainer.local_cluster import LOCAL_WORKERS_CONFIG
-    from trainer.preprocessing import CHAR_NGRAMS_CONFIG, HASH_BUCKETS_CONFIG, NGRAM_WEIGHTING_CONFIG
-    from trainer.presets import get_preset
-    from trainer.run import (TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS,
-                             TRAIN_CONFIG_TARGET_PRECISION)
-
-    spec = config.spec
-    preset = get_preset(config.preset)
-
-    example_gen = CatalogExampleGen(config.catalog_dir, spec, max_rows=config.max_rows)
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
-    if spec.schema_path and spec.schema_path.exists():
-        schema_gen = ImportSchemaGen(schema_file=str(spec.schema_path))
-    else:
-        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
-    example_validator = StrictExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    taxonomy_gen = TaxonomyGen(
-        examples=example_gen.outputs["examples"],
-        max_depth=spec.max_depth,
-        min_count=spec.min_products_per_category,
-    )
-    # Text and image embeddings (components/embedder): what the model, the Evaluator, the
-    # review and the push check read. Statistics, validation and the taxonomy stay on the
-    # raw examples; the Embedder passes on the schema with the two embedding features added.
-    embedder = None
-    model_examples, model_schema = example_gen.outputs["examples"], schema_gen.outputs["schema"]
-    if config.embeddings:
-        embedder = Embedder(
-            examples=example_gen.outputs["examples"],
-            cache_dir=config.embedding_cache_dir,
-            schema=schema_gen.outputs["schema"],
-        )
-        embedder.add_upstream_node(example_validator)  # no embedding work on a rejected catalog
-        model_examples, model_schema = embedder.outputs["examples"], embedder.outputs["schema"]
-    transform = TaxonomyTransform(
-        taxonomy=taxonomy_gen.outputs["taxonomy"],
-        examples=model_examples,
-        schema=model_schema,
-        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
-        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
-        custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets, CHAR_NGRAMS_CONFIG: list(preset.char_ngram_widths),
-                       NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting,
-                       CODE_VERSION_CONFIG: code_version(*TRANSFORM_CODE)},
-    )
-    transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
-
-    trainer_code = code_version(*TRAINER_CODE)  # one fingerprint for both Trainers
-
-    def trainer(baseline: bool):
-        return TaxonomyTrainer(
-            taxonomy=taxonomy_gen.outputs["taxonomy"],
-            run_fn="trainer.run.run_fn",
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            schema=model_schema,
-            train_args=trainer_pb2.TrainArgs(splits=["train"]),
-            eval_args=trainer_pb2.EvalArgs(splits=["calibration"]),
-            custom_config={
-                TRAIN_CONFIG_PRESET: preset.to_dict(),
-                TRAIN_CONFIG_BASELINE: baseline,
-                TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
-                TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
-                LOCAL_WORKERS_CONFIG: 1 if baseline else config.train_workers,
-                CODE_VERSION_CONFIG: trainer_code,
-            },
-        )
-
-    model_trainer = trainer(baseline=False)
-    baseline_trainer = trainer(baseline=True).with_id("BaselineTrainer")
-    latest_blessed = resolver.Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    gate = Gate(
-        min_hierarchical_f1=config.min_hierarchical_f1,
-        min_leaf_accuracy=config.min_leaf_accuracy,
-        f1_margin_over_baseline=config.f1_margin_over_baseline,
-        coverage_tolerance=config.coverage_tolerance,
-        slice_tolerance=config.slice_tolerance,
-    )
-    # Baseline: the model in production, or on the first run this run's bag-of-words model.
-    baseline = BaselineSelector(
-        fallback_model=baseline_trainer.outputs["model"], blessed_model=latest_blessed.outputs["model"]
-    )
-    evaluator = Evaluator(
-        examples=model_examples,
-        model=model_trainer.outputs["model"],
-        baseline_model=baseline.outputs["baseline"],
-        eval_config=build_eval_config(spec, spec.max_depth, gate, with_baseline=True),
-        example_splits=["eval"],
-    )
-    # Static HTML review: metrics per slice vs the baseline, verdict, curve, confusions, errors.
-    review = ReviewReport(
-        examples=model_examples,
-        model=model_trainer.outputs["model"],
-        baseline_model=baseline.outputs["baseline"],
-        evaluation=evaluator.outputs["evaluation"],
-        blessing=evaluator.outputs["blessing"],
-    )
-    # Infra check on eval rows, atomic versioned push, model card beside the model.
-    pusher = SafePusher(
-        model=model_trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.push_dir)
-        ),
-        examples=model_examples,
-        evaluation=evaluator.outputs["evaluation"],
-    )
-    components = [
-        example_gen,
-        statistics_gen,
-        schema_gen,
-        example_validator,
-        taxonomy_gen,
-        *([embedder] if embedder is not None else []),
-        transform,
-        model_trainer,
-        baseline_trainer,
-        latest_blessed,
-        baseline,
-        evaluator,
-        review,
-        pusher,
-    ]
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        components=components,
-        enable_cache=config.enable_cache,
-        # SQLite ML Metadata for a local root only: Kubeflow / Vertex AI bring their own
-        # (and creating the SQLite folder under a gs:// root would need the network).
-        metadata_connection_config=(
-            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-            if "://" not in config.pipeline_root
-            else None
-        ),
-        beam_pipeline_args=list(config.beam_args),
-    )
 
 
 def run_local(config: PipelineConfig) -> None:
@@ -281,19 +116,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = sub.add_parser("status", help="list the runs recorded in the pipeline's ML Metadata")
     status.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
     status.add_argument("--spec", default="fashion")
-    # Kubeflow Pipelines / Vertex AI (kubeflow/runner.py): the same flags as `run`, plus cluster ones.
-    from kubeflow import runner as kubeflow_runner
+    # Kubeflow Pipelines / Vertex AI (kubeflow/): the same flags as `run`, plus cluster ones.
+    from kubeflow import settings as kubeflow_settings
 
-    comp = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI (JSON)")
+    comp = sub.add_parser("compile", help="compile the pipeline for Vertex AI or Kubeflow Pipelines 2.x (JSON)")
     _add_run_args(comp)
-    kubeflow_runner.add_compile_arguments(comp)
+    kubeflow_settings.add_compile_arguments(comp)
     submit = sub.add_parser("submit", help="start a run on a KFP endpoint (--host) or Vertex AI (--vertex)")
     _add_run_args(submit)
-    kubeflow_runner.add_submit_arguments(submit)
+    kubeflow_settings.add_submit_arguments(submit)
     args = parser.parse_args(argv)
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
+
+    user_errors: tuple[type[BaseException], ...] = (SpecError, CatalogError, FileNotFoundError)
+    if args.command in ("compile", "submit"):
+        from kubeflow.compiler import ImageError
+        from kubeflow.submit import SubmitError
+
+        user_errors += (ImageError, SubmitError)
 
     try:
         if args.command == "run":
@@ -312,10 +154,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             root = args.pipeline_root or str(PROJECT_ROOT / "pipelines" / spec_name)
             print_status(os.path.join(root, "metadata.sqlite"), f"categorize-{spec_name}")
         elif args.command == "compile":
-            kubeflow_runner.compile_from_args(args, _config_from_args)
+            from kubeflow.compiler import compile_from_args
+
+            compile_from_args(args, _config_from_args)
         elif args.command == "submit":
-            kubeflow_runner.submit_from_args(args, _config_from_args)
-    except (SpecError, CatalogError, FileNotFoundError) as err:
+            from kubeflow.submit import submit_from_args
+
+            submit_from_args(args, _config_from_args)
+    except user_errors as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,4 @@
-"""Kubeflow Pipelines / Vertex AI: compile, submit and cluster training (see runner.py).
+"""Kubeflow Pipelines / Vertex AI: settings, compile, submit and cluster training.
 
 This package is also the import path that the compiled pipeline records for the project's
 custom artifact types: KFP needs a schema title of the form `namespace.TypeName` that is

@@ -2,7 +2,7 @@
 
 `VertexTaxonomyTrainerExecutor` runs in the pipeline's Trainer step (on Vertex AI
 Pipelines or KFP) and launches the training itself as a Vertex AI CustomJob whose worker
-pools come from `custom_config['ai_platform_training_args']` (see runner.py): pool 0 is
+pools come from `custom_config['ai_platform_training_args']` (kubeflow/settings.py): pool 0 is
 the chief (1 replica), pool 1 the other N-1 workers, all on the pipeline image. Vertex AI
 sets TF_CONFIG on every replica, so run_fn picks MultiWorkerMirroredStrategy
 (trainer/distribution.py) and only the chief exports the model.

@@ -24,6 +24,13 @@ BEAM_MODES = {
 }
 DEFAULT_BEAM_ARGS = BEAM_MODES["in_memory"]
 
+# Where the incumbent (the model a candidate must beat) comes from: the latest blessed
+# model in ML Metadata (a TFX resolver: LocalDagRunner, Vertex AI Pipelines), or the newest
+# complete version pushed to the serving dir (open-source KFP, which runs no resolver).
+INCUMBENT_LATEST_BLESSED = "latest_blessed"
+INCUMBENT_LATEST_PUSHED = "latest_pushed"
+INCUMBENT_SOURCES = (INCUMBENT_LATEST_BLESSED, INCUMBENT_LATEST_PUSHED)
+
 
 @dataclasses.dataclass
 class PipelineConfig:
@@ -44,9 +51,14 @@ class PipelineConfig:
     target_precision: float = 0.95  # smart thresholding on the calibration split; 0 = off
     shuffle_labels: bool = False  # trains a deliberately broken candidate (gating tests)
     enable_cache: bool = True
+    incumbent_source: str = INCUMBENT_LATEST_BLESSED
     # Embedder: multilingual text and image embeddings as extra model inputs.
     embeddings: bool = True
     embedding_cache_dir: Optional[str] = None  # None: <project>/.cache/embeddings; "": no cache
+
+    def __post_init__(self) -> None:
+        if self.incumbent_source not in INCUMBENT_SOURCES:
+            raise ValueError(f"incumbent_source must be one of {INCUMBENT_SOURCES}, got {self.incumbent_source!r}")
 
     @property
     def pipeline_name(self) -> str:

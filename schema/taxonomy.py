@@ -184,6 +184,9 @@ class Taxonomy:
         import tensorflow as tf
 
         path = Path(directory) / FILE_NAME
+        # An orchestrator may hand over an output folder that does not exist yet (KFP and
+        # Vertex AI create none on a local or freshly mounted root).
+        tf.io.gfile.makedirs(str(directory))
         with tf.io.gfile.GFile(str(path), "w") as handle:
             handle.write(json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
         return path

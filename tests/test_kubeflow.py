@@ -1,7 +1,8 @@
-"""Kubeflow Pipelines / Vertex AI: the compiled spec, and `submit` against a fake KFP API.
+"""Kubeflow Pipelines / Vertex AI: the compiled specs of both targets, and `submit`.
 
 Offline and on CPU: compiling reads no data, the KFP API server is a stub on 127.0.0.1,
-and Vertex AI's PipelineJob is replaced by a recorder.
+and Vertex AI's PipelineJob is replaced by a recorder. That the compiled pipeline really
+runs is tests/test_compiled_pipeline.py's job; these check what each backend is given.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kubeflow import runner
-from kubeflow.runner import KubeflowSettings
+from kubeflow import compiler, settings as kubeflow_settings, submit, tfjob
+from kubeflow.settings import KubeflowSettings
 
-IMAGE = "registry.example/categorize-pipeline:test"
+IMAGE = "registry.example/categorize-pipeline:0123456789ab"  # a git-SHA tag
 WORKERS = 3
 EXTRA_BEAM_ARG = "--max_num_workers=4"
 
@@ -36,11 +37,26 @@ def compiled(tmp_path_factory):
         machine_type="n1-standard-4",
         beam_args=(EXTRA_BEAM_ARG,),
     )
-    config = runner.cluster_pipeline_config("fashion", settings, preset="small")
+    config = compiler.cluster_pipeline_config("fashion", settings, preset="small")
     output = tmp / "pipeline.json"
-    job = runner.compile_pipeline(config, settings, output)
+    job = compiler.compile_pipeline(config, settings, output)
     local = pipeline.create_pipeline(config)
     return settings, config, local, job, output
+
+
+@pytest.fixture(scope="module")
+def compiled_kfp(tmp_path_factory):
+    """The same pipeline compiled for open-source KFP, on a small real catalog folder."""
+    tmp = tmp_path_factory.mktemp("kfp_target")
+    catalog = tmp / "catalog"
+    (catalog / "images").mkdir(parents=True)
+    (catalog / "products.csv").write_text("id,productDisplayName\n1,Blue tee\n")
+    (catalog / "images" / "1.jpg").write_bytes(b"not decoded by compile or submit")
+    settings = KubeflowSettings(target="kfp", project="test-project", bucket="gs://test-bucket",
+                                catalog=str(catalog), image=IMAGE)
+    config = compiler.cluster_pipeline_config("fashion", settings, preset="small")
+    output = tmp / "pipeline.json"
+    return settings, config, compiler.compile_pipeline(config, settings, output), output
 
 
 def _spec(job):
@@ -180,6 +196,57 @@ def test_vertex_trainer_executor_hands_the_taxonomy_to_the_replicas(monkeypatch)
     assert [p["replica_count"] for p in launched["job_args"]["job_spec"]["worker_pool_specs"]] == [1, 1]
 
 
+def test_only_the_candidate_trainer_trains_on_vertex(compiled):
+    _, _, _, job, _ = compiled
+    spec = _spec(job)
+    args = list(_executor(spec, "BaselineTrainer").container.args)
+    assert "kubeflow.trainer_executor.VertexTaxonomyTrainerExecutor" not in args
+    custom_config = json.loads(_parameter(spec, "BaselineTrainer", "custom_config"))
+    assert "ai_platform_training_args" not in custom_config and custom_config["baseline"] is True
+
+
+def test_vertex_target_keeps_the_resolver_and_fingerprints_photos(compiled):
+    _, _, _, job, _ = compiled
+    spec = _spec(job)
+    assert spec.schema_version == "2.0.0" and job["labels"]["categorize-target"] == "vertex"
+    resolvers = [name for name, e in _executors(spec).items() if e.HasField("resolver")]
+    assert len(resolvers) == 2  # latest blessed: the blessing query, then its model
+    hook = _executor(spec, "CatalogExampleGen").container.lifecycle.pre_cache_check
+    assert list(hook.command) == ["python", "-m", compiler.CATALOG_DRIVER]
+
+
+def test_kfp_target_runs_without_resolvers_on_spec_2_1(compiled_kfp):
+    settings, config, job, _ = compiled_kfp
+    spec = _spec(job)
+    assert spec.schema_version == "2.1.0" and job["labels"]["categorize-target"] == "kfp"
+    assert not [name for name, e in _executors(spec).items() if e.HasField("resolver")]
+    assert submit.problems_for(job, "kfp") == []
+    tasks = spec.root.dag.tasks
+    for name, task in tasks.items():
+        for param, value in task.inputs.parameters.items():
+            assert not value.runtime_value.HasField("constant_value"), f"{name}.{param} uses legacy constantValue"
+    # The incumbent is the newest pushed version, where `categorize` finds it.
+    pushed_dir = tasks["BaselineSelector"].inputs.parameters["pushed_models_dir"].runtime_value.constant.string_value
+    assert pushed_dir == config.push_dir == "gs://test-bucket/serving/fashion"
+    # The catalog fingerprint is a pipeline parameter that `submit` fills in.
+    assert tasks["CatalogExampleGen"].inputs.parameters["catalog_fingerprint"].component_input_parameter == \
+        "catalog_fingerprint"
+    params = submit.catalog_parameters(job)
+    assert params["catalog_fingerprint"].startswith("catalog files:2,")
+    # Training happens inside the Trainer step unless Vertex AI training is asked for.
+    assert "kubeflow.trainer_executor.VertexTaxonomyTrainerExecutor" not in \
+        list(_executor(spec, "TaxonomyTrainer").container.args)
+
+
+def test_compile_refuses_a_mutable_image(tmp_path, capsys):
+    import pipeline
+
+    code = pipeline.main(["compile", "--output", str(tmp_path / "spec.json"), "--image", "registry.example/x:latest",
+                          "--catalog", str(tmp_path)])
+    assert code == 2 and not (tmp_path / "spec.json").exists()
+    assert "can change under a cached step" in capsys.readouterr().err
+
+
 def test_beam_components_get_the_dataflow_args(compiled):
     from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
 
@@ -224,13 +291,17 @@ def test_paths_into_the_checkout_point_into_the_image(compiled):
     settings, _, _, job, output = compiled
     spec = _spec(job)
     assert _parameter(spec, "ImportSchemaGen", "schema_file") == f"{settings.code_root}/schema/curated/fashion.pbtxt"
-    assert str(runner.PROJECT_ROOT) not in output.read_text()
+    assert str(kubeflow_settings.PROJECT_ROOT) not in output.read_text()
 
 
 def test_settings_from_flags_environment_and_defaults():
     defaults = KubeflowSettings.from_env({})
-    assert defaults.image == "gcr.io/YOUR_PROJECT/categorize-pipeline:latest"
+    sha = kubeflow_settings.git_sha()
+    assert sha and defaults.image == f"gcr.io/YOUR_PROJECT/categorize-pipeline:{sha}"
+    assert kubeflow_settings.is_immutable_image(defaults.image)
     assert set(defaults.placeholders()) == {"project", "bucket", "image"}
+    assert (defaults.target, defaults.vertex_training) == ("vertex", True)
+    assert KubeflowSettings(target="kfp").vertex_training is False
     env = {"GCP_PROJECT": "p", "GCS_BUCKET": "gs://b/", "TRAIN_WORKERS": "4", "PIPELINE_IMAGE": "img",
            "BEAM_ARGS": "--a=1 --b=2", "VERTEX_TRAINING": "0"}
     settings = KubeflowSettings.from_env(env, image="flag-img", region=None)
@@ -245,7 +316,7 @@ def test_settings_from_flags_environment_and_defaults():
 
 
 def test_tfjob_manifest_has_a_chief_and_n_minus_1_workers():
-    manifest = runner.tfjob_manifest(KubeflowSettings(image=IMAGE, train_workers=3), '{"in": 1}', '{"out": 1}', "{}")
+    manifest = tfjob.tfjob_manifest(KubeflowSettings(image=IMAGE, train_workers=3), '{"in": 1}', '{"out": 1}', "{}")
     replicas = manifest["spec"]["tfReplicaSpecs"]
     assert manifest["kind"] == "TFJob"
     assert (replicas["Chief"]["replicas"], replicas["Worker"]["replicas"]) == (1, 2)
@@ -254,7 +325,7 @@ def test_tfjob_manifest_has_a_chief_and_n_minus_1_workers():
     assert container["command"] == ["python", "-m", "tfx.scripts.run_executor"]
     assert "--executor_class_path=components.taxonomy_aware.executor.TrainerExecutor" in container["args"]
     assert {e["name"]: e["value"] for e in container["env"]}["TFX_INPUTS"] == '{"in": 1}'
-    single = runner.tfjob_manifest(KubeflowSettings(image=IMAGE, train_workers=1), "{}", "{}", "{}")
+    single = tfjob.tfjob_manifest(KubeflowSettings(image=IMAGE, train_workers=1), "{}", "{}", "{}")
     assert set(single["spec"]["tfReplicaSpecs"]) == {"Chief"}
 
 
@@ -337,12 +408,13 @@ def fake_kfp(request):
         thread.join(timeout=5)
 
 
-def test_submit_uploads_the_pipeline_and_starts_a_run(compiled, fake_kfp, capsys, monkeypatch):
+def test_submit_uploads_the_pipeline_and_starts_a_run(compiled_kfp, fake_kfp, capsys, monkeypatch):
     import pipeline
 
-    monkeypatch.setenv("HOME", str(Path(compiled[4]).parent))  # no ~/.config/kfp/context.json
+    package = compiled_kfp[3]
+    monkeypatch.setenv("HOME", str(Path(package).parent))  # no ~/.config/kfp/context.json
     host = f"http://127.0.0.1:{fake_kfp.server_address[1]}"
-    code = pipeline.main(["submit", "--host", host, "--package", str(compiled[4]), "--experiment", "exp"])
+    code = pipeline.main(["submit", "--host", host, "--package", str(package), "--experiment", "exp"])
     assert code == 0
 
     calls = [(method, path) for method, path, _ in fake_kfp.requests]
@@ -357,7 +429,20 @@ def test_submit_uploads_the_pipeline_and_starts_a_run(compiled, fake_kfp, capsys
     assert run["pipeline_version_reference"] == {"pipeline_id": pipeline_id, "pipeline_version_id": version_id}
     assert run["experiment_id"] == "e-1"
     assert run["runtime_config"]["pipeline_root"] == "gs://test-bucket/pipelines/fashion"
+    assert run["runtime_config"]["parameters"]["catalog_fingerprint"].startswith("catalog files:2,")
     assert f"{host}/#/runs/details/r-1" in capsys.readouterr().out
+
+
+def test_submit_refuses_a_spec_its_backend_cannot_run(compiled, fake_kfp, capsys, monkeypatch):
+    """A Vertex spec (resolvers, spec 2.0 parameters) is never sent to open-source KFP."""
+    import pipeline
+
+    monkeypatch.setenv("HOME", str(Path(compiled[4]).parent))
+    host = f"http://127.0.0.1:{fake_kfp.server_address[1]}"
+    code = pipeline.main(["submit", "--host", host, "--package", str(compiled[4])])
+    assert code == 2 and fake_kfp.requests == []
+    err = capsys.readouterr().err
+    assert "no resolver executors" in err and "spec 2.1" in err and "--target kfp" in err
 
 
 def test_submit_to_vertex(compiled, capsys, monkeypatch):
@@ -391,6 +476,5 @@ def test_submit_to_vertex(compiled, capsys, monkeypatch):
     monkeypatch.delenv("GCP_PROJECT", raising=False)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     created.clear()
-    with pytest.raises(SystemExit) as exit_info:
-        pipeline.main(["submit", "--vertex", "--package", package])
-    assert exit_info.value.code == 2 and not created
+    assert pipeline.main(["submit", "--vertex", "--package", package]) == 2
+    assert not created and "set the GCP project" in capsys.readouterr().err

@@ -37,3 +37,40 @@ def test_prefers_the_latest_blessed_model(tmp_path):
     assert (tmp_path / out.uri / "Format-Serving" / "saved_model.pb").read_text() == "new"
     assert out.get_string_custom_property("baseline_source") == "latest_blessed"
     assert out.get_string_custom_property("source_uri") == new.uri
+
+
+def _pushed(push_dir, version, complete=True):
+    folder = push_dir / str(version)
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_text(f"pushed {version}")
+    if complete:
+        (folder / "variables" / "variables.index").write_text("index")
+    return folder
+
+
+def _run_with_push_dir(tmp_path, inputs, push_dir):
+    out = standard_artifacts.Model()
+    out.uri = str(tmp_path / f"out_{len(os.listdir(tmp_path))}")
+    Executor().Do(inputs, {"baseline": [out]}, {"pushed_models_dir": str(push_dir)})
+    return out
+
+
+def test_without_a_resolver_takes_the_newest_complete_pushed_version(tmp_path):
+    """Open-source KFP runs no resolver: the incumbent is what `categorize` would serve."""
+    bow = _model(tmp_path, "bow", 3)
+    push_dir = tmp_path / "serving" / "fashion"
+    _pushed(push_dir, 100)
+    newest_complete = _pushed(push_dir, 200)
+    _pushed(push_dir, 300, complete=False)  # a half-copied version never counts
+    (push_dir / ".incoming-400").mkdir()
+    out = _run_with_push_dir(tmp_path, {"fallback_model": [bow], "blessed_model": []}, push_dir)
+    assert (tmp_path / out.uri / "Format-Serving" / "saved_model.pb").read_text() == "pushed 200"
+    assert out.get_string_custom_property("baseline_source") == "latest_pushed"
+    assert out.get_string_custom_property("source_uri") == str(newest_complete)
+
+
+def test_without_any_pushed_version_falls_back_to_bag_of_words(tmp_path):
+    bow = _model(tmp_path, "bow", 3)
+    out = _run_with_push_dir(tmp_path, {"fallback_model": [bow]}, tmp_path / "serving" / "none")
+    assert (tmp_path / out.uri / "Format-Serving" / "saved_model.pb").read_text() == "bow"
+    assert out.get_string_custom_property("baseline_source") == "bag_of_words"

@@ -1,12 +1,13 @@
 """CatalogExampleGen: a file-based ExampleGen that reads a merchant catalog through its spec.
 
-It keeps FileBasedExampleGen's driver, so the input CSV is fingerprinted and an unchanged
-catalog is served from the TFX cache, and adds a `rejected` output so that rows it cannot
+Its driver fingerprints the whole catalog folder, the CSV and the photos
+(components/catalog_example_gen/driver.py), so an unchanged catalog is served from the
+TFX cache and a changed photo is not; it adds a `rejected` output so that rows it cannot
 use are artifacts with lineage, not log lines.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -17,6 +18,8 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 
 from components.artifacts import RejectedRecords
 from components.catalog_example_gen import executor
+from components.catalog_example_gen.driver import CatalogDriver
+from components.catalog_example_gen.fingerprint import CATALOG_FINGERPRINT_KEY
 from schema import features
 from schema.catalog_spec import CatalogSpec
 
@@ -29,6 +32,9 @@ class CatalogExampleGenSpec(ComponentSpec):
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.CATALOG_SPEC_KEY: ExecutionParameter(type=str),
         executor.MAX_ROWS_KEY: ExecutionParameter(type=int, optional=True),
+        # Open-source KFP runs no pre-cache-check driver: `submit` passes the catalog's
+        # fingerprint as a pipeline parameter, so it is part of the task's cache key.
+        CATALOG_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -40,8 +46,12 @@ class CatalogExampleGenSpec(ComponentSpec):
 class CatalogExampleGen(FileBasedExampleGen):
     SPEC_CLASS = CatalogExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = CatalogDriver  # its input fingerprint covers the photos too
 
-    def __init__(self, catalog_dir: str, spec: CatalogSpec, max_rows: Optional[int] = None):
+    def __init__(self, catalog_dir: str, spec: CatalogSpec, max_rows: Optional[int] = None,
+                 catalog_fingerprint: Any = None):
+        """`catalog_fingerprint`: a value or RuntimeParameter that changes with the catalog
+        (the KFP target's cache key); the drivers of the other orchestrators compute it."""
         input_config = example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name="catalog", pattern=spec.csv_file)]
         )
@@ -62,6 +72,7 @@ class CatalogExampleGen(FileBasedExampleGen):
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             catalog_spec=spec.to_json(),
             max_rows=max_rows or 0,
+            catalog_fingerprint=catalog_fingerprint,
             examples=Channel(type=standard_artifacts.Examples),
             rejected=Channel(type=RejectedRecords),
         )
