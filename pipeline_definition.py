@@ -28,7 +28,7 @@ def create_pipeline(config: PipelineConfig):
 
     from components.baseline_selector.component import BaselineSelector
     from components.catalog_example_gen.component import CatalogExampleGen
-    from components.code_version import CODE_VERSION_CONFIG, TRAINER_CODE, TRANSFORM_CODE, code_version
+    from components.code_version import stamp_code_versions
     from components.embedder.component import Embedder
     from components.review_report.component import ReviewReport
     from components.safe_pusher.component import SafePusher
@@ -79,12 +79,9 @@ def create_pipeline(config: PipelineConfig):
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
         custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets, CHAR_NGRAMS_CONFIG: list(preset.char_ngram_widths),
-                       NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting,
-                       CODE_VERSION_CONFIG: code_version(*TRANSFORM_CODE)},
+                       NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting},
     )
     transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
-
-    trainer_code = code_version(*TRAINER_CODE)  # one fingerprint for both Trainers
 
     def trainer(baseline: bool):
         return TaxonomyTrainer(
@@ -101,7 +98,6 @@ def create_pipeline(config: PipelineConfig):
                 TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
                 TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
                 LOCAL_WORKERS_CONFIG: 1 if baseline else config.train_workers,
-                CODE_VERSION_CONFIG: trainer_code,
             },
         )
 
@@ -172,6 +168,8 @@ def create_pipeline(config: PipelineConfig):
         review,
         pusher,
     ]
+    # Every cache key holds the code its component runs (components/code_version.py).
+    stamp_code_versions(components)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

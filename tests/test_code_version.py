@@ -1,40 +1,76 @@
-import json
+"""Every component's cache key holds a fingerprint of the project code it runs."""
+import shutil
 
 import pytest
 
 from components import code_version as cv
 from schema.config import PipelineConfig
 
+# Every node of the pipeline whose executor is the project's own or that runs project
+# code through a named module (Transform, Trainer, Evaluator's metrics).
+PROJECT_CODE_NODES = {"CatalogExampleGen", "StrictExampleValidator", "TaxonomyGen", "Embedder", "TaxonomyTransform",
+                      "TaxonomyTrainer", "BaselineTrainer", "BaselineSelector", "Evaluator", "ReviewReport",
+                      "SafePusher"}
 
-def test_fingerprint_changes_with_the_code_and_only_with_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(cv, "PROJECT_ROOT", tmp_path)
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    import pipeline_definition
+
+    tmp = tmp_path_factory.mktemp("code_version")
+    config = PipelineConfig.local(str(tmp / "catalog"), "fashion", pipeline_root=str(tmp / "root"),
+                                  serving_dir=str(tmp / "serving"), preset="small")
+    return {c.id: c for c in pipeline_definition.create_pipeline(config).components}
+
+
+def test_every_project_component_carries_its_code_version(built):
+    stamped = {node_id for node_id, node in built.items() if cv.CODE_VERSION_KEY in node.exec_properties}
+    assert stamped == PROJECT_CODE_NODES
+    for node_id in stamped:
+        assert built[node_id].exec_properties[cv.CODE_VERSION_KEY] == cv.code_version(cv.node_modules(built[node_id]))
+    # What each one covers is derived from its imports, not listed by hand.
+    assert "evaluator.metrics" in cv.node_modules(built["Evaluator"])
+    assert {"trainer.run", "components.taxonomy_aware.executor"} <= cv.node_modules(built["TaxonomyTrainer"])
+    assert "trainer.preprocessing" in cv.node_modules(built["TaxonomyTransform"])
+    trainer_files = {p.relative_to(cv.PROJECT_ROOT).as_posix()
+                     for p in cv.module_sources(cv.node_modules(built["TaxonomyTrainer"]))}
+    assert {"trainer/run.py", "trainer/model.py", "schema/taxonomy.py"} <= trainer_files
+
+
+@pytest.mark.parametrize("edited, must_change, must_stay", [
+    ("evaluator/metrics.py", {"Evaluator"}, {"CatalogExampleGen", "TaxonomyTrainer", "SafePusher"}),
+    ("trainer/model.py", {"TaxonomyTrainer", "BaselineTrainer"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
+    ("components/safe_pusher/executor.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
+    ("schema/catalog_reader.py", {"CatalogExampleGen"}, {"Evaluator", "TaxonomyGen"}),
+])
+def test_an_edit_reruns_exactly_the_components_that_import_it(built, tmp_path, edited, must_change, must_stay):
+    """Edit one module in a copy of the project: the components whose code imports it get a
+    new cache key, the others keep theirs (their cached outputs stay valid)."""
+    copy = tmp_path / "project"
+    for package in cv.PROJECT_PACKAGES:
+        shutil.copytree(cv.PROJECT_ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {n: cv.code_version(cv.node_modules(built[n]), copy) for n in PROJECT_CODE_NODES}
+    with open(copy / edited, "a") as handle:
+        handle.write("\n# an edit\n")
+    after = {n: cv.code_version(cv.node_modules(built[n]), copy) for n in PROJECT_CODE_NODES}
+    changed = {n for n in PROJECT_CODE_NODES if before[n] != after[n]}
+    assert must_change <= changed
+    assert not (must_stay & changed), f"{edited} re-runs {sorted(must_stay & changed)}"
+
+
+def test_relative_imports_and_renames_count(tmp_path, monkeypatch):
+    monkeypatch.setattr(cv, "PROJECT_PACKAGES", ("pkg",))
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
-    (tmp_path / "pkg" / "a.py").write_text("A = 1\n")
-    (tmp_path / "pkg" / "sub" / "b.py").write_text("B = 2\n")
-    (tmp_path / "pkg" / "notes.txt").write_text("not code")
-    first = cv.code_version("pkg")
-    assert cv.code_version("pkg") == first
-    (tmp_path / "pkg" / "notes.txt").write_text("still not code")
-    assert cv.code_version("pkg") == first
-    (tmp_path / "pkg" / "sub" / "b.py").write_text("B = 3\n")
-    changed = cv.code_version("pkg")
-    assert changed != first
-    (tmp_path / "pkg" / "sub" / "b.py").rename(tmp_path / "pkg" / "sub" / "c.py")
-    assert cv.code_version("pkg") != changed  # a renamed module is a change too
-    with pytest.raises(FileNotFoundError, match="missing"):
-        cv.code_version("missing")
-
-
-def test_transform_and_trainer_cache_keys_hold_their_code_version(tmp_path):
-    """The fingerprint is in the exec properties TFX keys its cache on."""
-    import pipeline
-
-    config = PipelineConfig.local(str(tmp_path / "catalog"), "fashion", pipeline_root=str(tmp_path / "root"),
-                                  serving_dir=str(tmp_path / "serving"), preset="small")
-    by_id = {c.id: c for c in pipeline.create_pipeline(config).components}
-    expected = {"TaxonomyTransform": cv.code_version(*cv.TRANSFORM_CODE),
-                "TaxonomyTrainer": cv.code_version(*cv.TRAINER_CODE),
-                "BaselineTrainer": cv.code_version(*cv.TRAINER_CODE)}
-    for component_id, version in expected.items():
-        custom = json.loads(by_id[component_id].exec_properties["custom_config"])
-        assert custom[cv.CODE_VERSION_CONFIG] == version, component_id
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text("from .sub import b\nimport json\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("def f():\n    from pkg import c\n")
+    (tmp_path / "pkg" / "c.py").write_text("C = 1\n")
+    (tmp_path / "pkg" / "unused.py").write_text("U = 1\n")
+    files = {p.relative_to(tmp_path).as_posix() for p in cv.module_sources(["pkg.a"], tmp_path)}
+    assert files == {"pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/b.py", "pkg/c.py"}
+    first = cv.code_version(["pkg.a"], tmp_path)
+    (tmp_path / "pkg" / "unused.py").write_text("U = 2\n")
+    assert cv.code_version(["pkg.a"], tmp_path) == first  # not imported: no re-run
+    (tmp_path / "pkg" / "c.py").write_text("C = 2\n")  # imported lazily, inside a function
+    assert cv.code_version(["pkg.a"], tmp_path) != first
