@@ -151,3 +151,31 @@ def test_parameter_server_or_evaluator_replica_is_refused(tmp_path, monkeypatch,
     with pytest.raises(ValueError, match="worker pools 0 and 1 only"):
         _run_replica(tmp_path, monkeypatch, environ)
     assert CALLS == []
+
+
+# -- the process supervisor of --train-workers (and of tests/fake_vertex.py) ---------------
+def _python(code: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", code]
+
+
+def test_supervisor_returns_every_exit_code(tmp_path):
+    from trainer.local_cluster import supervise
+
+    codes = supervise([("a", _python("print('a ran')"), {}), ("b", _python("pass"), {})], tmp_path, 60)
+    assert codes == {"a": 0, "b": 0} and (tmp_path / "a.log").read_text() == "a ran\n"
+
+
+def test_supervisor_stops_the_others_when_a_replica_fails(tmp_path):
+    import time
+
+    from trainer.local_cluster import supervise
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"failing exited with 3.*\n.*it broke"):
+        supervise([("waiting", _python("import time; time.sleep(60)"), {}),
+                   ("failing", _python("import sys; print('it broke', flush=True); sys.exit(3)"), {})], tmp_path, 60)
+    assert time.monotonic() - started < 30  # the waiting one was killed, not waited for
+    with pytest.raises(RuntimeError, match="timed out after 1s"):
+        supervise([("slow", _python("import time; time.sleep(60)"), {})], tmp_path, 1)

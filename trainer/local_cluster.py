@@ -55,24 +55,27 @@ def supervise(processes: List[Tuple[str, List[str], Dict[str, str]]], log_dir: P
         running.append((name, subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT, stdout=log,
                                                stderr=subprocess.STDOUT, start_new_session=True), log))
     deadline = time.time() + timeout_s
+    failed_first = None
     try:
-        while any(p.poll() is None for _, p, _ in running) and time.time() < deadline:
-            if any(p.poll() not in (None, 0) for _, p, _ in running):
+        while failed_first is None and any(p.poll() is None for _, p, _ in running):
+            failed_first = next((n for n, p, _ in running if p.poll() not in (None, 0)), None)
+            if time.time() > deadline:
                 break
             time.sleep(0.5)
     finally:
+        left_running = [n for n, p, _ in running if p.poll() is None]
         for _, proc, log in running:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             log.close()
     codes = {name: proc.returncode for name, proc, _ in running}
-    failed = [n for n, _, _ in running if codes[n] != 0]
-    if failed:
-        # The process that failed first, not the ones killed for it (-9).
-        name = next((n for n in failed if codes[n] != -signal.SIGKILL), failed[0])
-        timed_out = all(codes[n] == -signal.SIGKILL for n in failed)
-        which = f"timed out after {timeout_s:.0f}s" if timed_out else f"{name} exited with {codes[name]}"
+    if failed_first is None and left_running:
+        name, which = left_running[0], f"timed out after {timeout_s:.0f}s"
+    else:
+        name = failed_first or next((n for n in codes if codes[n] != 0), None)
+        which = f"{name} exited with {codes[name]}" if name else ""
+    if name is not None:
         tail = (log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
         raise RuntimeError(f"multi-worker training failed: {which}; logs in {log_dir}:\n{tail}")
     return codes
