@@ -1,32 +1,31 @@
-"""Trainer executors for a cluster.
+"""The TaxonomyTrainer's executor on a cluster: training as a Vertex AI CustomJob.
 
 `VertexTaxonomyTrainerExecutor` runs in the pipeline's Trainer step (on Vertex AI
 Pipelines or KFP) and launches the training itself as a Vertex AI CustomJob whose worker
-pools come from `custom_config['ai_platform_training_args']` (kubeflow/settings.py): pool 0 is
-the chief (1 replica), pool 1 the other N-1 workers, all on the pipeline image. Vertex AI
-sets TF_CONFIG on every replica, so run_fn picks MultiWorkerMirroredStrategy
-(trainer/distribution.py) and only the chief exports the model.
+pools come from `custom_config['ai_platform_training_args']` (kubeflow/settings.py): pool 0 is the chief (1
+replica), pool 1 the other N-1 workers, all on the pipeline image. TFX's extension gives
+every replica the same command, `python -m tfx.scripts.run_executor --executor_class_path
+<_GetExecutorClass()> --inputs ... --outputs ... --exec-properties ...`, and Vertex AI
+sets TF_CONFIG and CLUSTER_SPEC on each, so run_fn trains with MultiWorkerMirroredStrategy
+(trainer/distribution.py).
 
 The taxonomy input is moved into custom_config (`taxonomy_uri`) *before* the job is
-launched, so every replica runs the stock `tfx.components.trainer.executor.GenericExecutor`
-through `python -m tfx.scripts.run_executor` and run_fn reads the taxonomy as it does
-locally.
+launched, so the replicas run `ReplicaTrainerExecutor`, which needs no taxonomy input:
+run_fn on every replica, the model written and checked on the chief only, and the other
+replicas exiting 0 after training (Vertex AI restarts a replica that fails).
 """
 from __future__ import annotations
 
-from tfx.components.trainer import executor as trainer_executor
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 
-from components.taxonomy_aware.executor import inject_taxonomy
+from components.taxonomy_aware.executor import ReplicaTrainerExecutor, inject_taxonomy
 
 
 class VertexTaxonomyTrainerExecutor(vertex_executor.GenericExecutor):
     """TaxonomyTrainer on Vertex AI Training (distributed when the job has several replicas)."""
 
     def _GetExecutorClass(self):
-        # What each replica runs. The taxonomy is already in custom_config, so the plain
-        # generic executor is enough (the taxonomy-aware one would look for the input).
-        return trainer_executor.GenericExecutor
+        return ReplicaTrainerExecutor
 
     def Do(self, input_dict, output_dict, exec_properties):
         input_dict, exec_properties = inject_taxonomy(input_dict, exec_properties)

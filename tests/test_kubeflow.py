@@ -190,8 +190,8 @@ def test_vertex_trainer_executor_hands_the_taxonomy_to_the_replicas(monkeypatch)
     assert set(launched["inputs"]) == {"examples"}
     forwarded = json_utils.loads(launched["exec_properties"]["custom_config"])
     assert forwarded["taxonomy_uri"] == "gs://b/taxonomy/1" and forwarded["preset"] == {"name": "small"}
-    # Every replica runs the stock generic trainer executor on those inputs.
-    assert launched["executor"] == "tfx.components.trainer.executor.GenericExecutor"
+    # Every replica runs the replica executor on those inputs (no taxonomy input needed).
+    assert launched["executor"] == "components.taxonomy_aware.executor.ReplicaTrainerExecutor"
     assert launched["enable_vertex"] is True and launched["region"] == "europe-west4"
     assert [p["replica_count"] for p in launched["job_args"]["job_spec"]["worker_pool_specs"]] == [1, 1]
 

@@ -251,3 +251,94 @@ def test_two_local_workers_train_one_model(fashion_run):
     assert info["workers"] == 2
     assert info["loss_history"][-1] < info["loss_history"][0]
     assert sorted(p.name for p in model_root.iterdir()) == ["Format-Serving"]
+
+
+def _first_execution(root: Path, node_id: str) -> tuple[dict, dict]:
+    """The input artifacts and execution properties the pipeline gave `node_id` in its
+    first completed run, read back from the run's ML Metadata."""
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.types import artifact_utils
+
+    import components.artifacts  # noqa: F401  (the custom artifact classes, for deserializing)
+    from components.run_status import open_store
+
+    store = open_store(str(root / "metadata.sqlite"))
+    context = store.get_context_by_type_and_name("node", f"categorize-fashion.{node_id}")
+    execution = min((e for e in store.get_executions_by_context(context.id)
+                     if e.last_known_state == metadata_store_pb2.Execution.COMPLETE), key=lambda e: e.id)
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == metadata_store_pb2.Event.INPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    types = {t.id: t for t in store.get_artifact_types_by_id([a.type_id for a in artifacts.values()])}
+    inputs: dict[str, list] = {}
+    for event in events:
+        artifact = artifacts[event.artifact_id]
+        inputs.setdefault(event.path.steps[0].key, []).append(
+            artifact_utils.deserialize_artifact(types[artifact.type_id], artifact))
+    properties = {k: getattr(v, v.WhichOneof("value")) for k, v in execution.custom_properties.items()}
+    return inputs, properties
+
+
+def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypatch):
+    """The candidate Trainer's step on Vertex AI Training with 2 replicas, played on this
+    machine (tests/fake_vertex.py): the step's executor builds the CustomJob through TFX,
+    each replica runs the command TFX put in it (`python -m tfx.scripts.run_executor
+    --executor_class_path ... --inputs ... --outputs ... --exec-properties ...`) with the
+    TF_CONFIG and CLUSTER_SPEC Vertex AI sets, on the first run's Transform output. Both
+    exit 0 after training together, and only the chief writes the model."""
+    import re
+
+    import tensorflow as tf
+    from tfx.types import standard_artifacts
+    from tfx.utils import json_utils
+
+    from kubeflow.trainer_executor import VertexTaxonomyTrainerExecutor
+    from tests.fake_vertex import FakeVertex, training_config
+
+    _, root, _ = fashion_run
+    inputs, properties = _first_execution(root, "TaxonomyTrainer")
+    properties["custom_config"] = json_utils.dumps({**json_utils.loads(properties["custom_config"]),
+                                                    **training_config(workers=2)})
+    model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+    model.uri, model_run.uri = str(tmp_path / "model"), str(tmp_path / "model_run")
+    vertex = FakeVertex(tmp_path / "replicas", timeout_s=600)
+    vertex.install(monkeypatch)
+
+    VertexTaxonomyTrainerExecutor().Do(inputs, {"model": [model], "model_run": [model_run]}, properties)
+
+    assert vertex.exit_codes == {"workerpool0-0": 0, "workerpool1-0": 0}
+    pools = vertex.jobs[0]["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 1]
+    command = pools[1]["container_spec"]["command"]
+    assert command[:5] == ["python", "-m", "tfx.scripts.run_executor", "--executor_class_path",
+                           "components.taxonomy_aware.executor.ReplicaTrainerExecutor"]
+    assert command[5::2] == ["--inputs", "--outputs", "--exec-properties"]
+
+    # Trained together: both saw a cluster of 2, split each global batch of 2 x batch_size
+    # between them (half the steps of one worker), and ran the same steps with the same
+    # all-reduced loss, epoch by epoch.
+    chief, worker = vertex.log(0, 0), vertex.log(1, 0)
+    plan = re.compile(r"training model on (\d+) examples: (\d+) epochs x (\d+) steps, (\d+) worker\(s\)")
+    assert plan.findall(chief) == plan.findall(worker)
+    examples, epochs, steps, workers = map(int, plan.findall(chief)[0])
+    batch_size = json_utils.loads(properties["custom_config"])["preset"]["batch_size"]
+    assert workers == 2 and steps == -(-examples // (2 * batch_size))
+    progress = re.compile(r"^(\d+)/\1 - \d+s - loss: ([\d.]+)", re.M)
+    chief_epochs, worker_epochs = progress.findall(chief), progress.findall(worker)
+    assert chief_epochs == worker_epochs
+    assert [int(n) for n, _ in chief_epochs] == [steps] * epochs
+
+    # Only the chief wrote the model: a loadable SavedModel with its assets, and nothing else.
+    serving = Path(model.uri) / "Format-Serving"
+    assert f"exported hierarchical model to {serving}" in chief and "Training complete. Model written to" in chief
+    assert "the chief writes the model" in worker and "Training complete" not in worker
+    assert str(model.uri) not in re.search(r"saved its copy of the hierarchical model to scratch (\S+)", worker)[1]
+    assert sorted(p.name for p in Path(model.uri).iterdir()) == ["Format-Serving"]
+    assert not Path(model_run.uri).exists() or not any(Path(model_run.uri).iterdir())
+    assert sorted(p.name for p in (serving / "assets.extra").iterdir()) == [
+        "model_info.json", "taxonomy.json", "thresholds.json"]
+    info = json.loads((serving / "assets.extra" / "model_info.json").read_text())
+    assert info["workers"] == 2 and info["loss_history"][-1] < info["loss_history"][0]
+    raw_eval = _only(root, "Embedder", "examples") / "Split-eval"
+    records = list(tf.data.TFRecordDataset(sorted(map(str, raw_eval.iterdir())), compression_type="GZIP").take(4))
+    outputs = tf.saved_model.load(str(serving)).signatures["serving_default"](examples=tf.stack(records))
+    assert outputs["category_path"].shape[0] == 4

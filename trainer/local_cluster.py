@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from absl import logging
 from tfx.types import artifact_utils
@@ -39,6 +40,47 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+def supervise(processes: List[Tuple[str, List[str], Dict[str, str]]], log_dir: Path,
+              timeout_s: float) -> Dict[str, int]:
+    """Runs (name, argv, env) processes together from the project root, each in its own
+    session with its output in `log_dir/<name>.log`, and waits for all of them.
+
+    A replica that fails leaves the others waiting on it in a collective op forever, so
+    the first failure (or the timeout) kills every process group that is still running
+    and raises, naming the process and the end of its log. Returns the exit codes."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running = []
+    for name, argv, env in processes:
+        log = open(log_dir / f"{name}.log", "w")
+        running.append((name, subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT, stdout=log,
+                                               stderr=subprocess.STDOUT, start_new_session=True), log))
+    deadline = time.time() + timeout_s
+    failed_first = None
+    try:
+        while failed_first is None and any(p.poll() is None for _, p, _ in running):
+            failed_first = next((n for n, p, _ in running if p.poll() not in (None, 0)), None)
+            if time.time() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        left_running = [n for n, p, _ in running if p.poll() is None]
+        for _, proc, log in running:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
+    codes = {name: proc.returncode for name, proc, _ in running}
+    if failed_first is None and left_running:
+        name, which = left_running[0], f"timed out after {timeout_s:.0f}s"
+    else:
+        name = failed_first or next((n for n in codes if codes[n] != 0), None)
+        which = f"{name} exited with {codes[name]}" if name else ""
+    if name is not None:
+        tail = (log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"multi-worker training failed: {which}; logs in {log_dir}:\n{tail}")
+    return codes
+
+
 def run_workers(
     executor_class_path: str,
     input_dict: Dict[str, List[Any]],
@@ -59,30 +101,11 @@ def run_workers(
         "--exec-properties-base64", _b64(json.dumps(exec_properties)),
     ]
     log_dir = Path(tempfile.mkdtemp(prefix="train_workers_"))
-    procs = []
+    processes = []
     for index, tf_config in enumerate(task_configs(ports)):
         env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_USE_LEGACY_KERAS="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
-        log = open(log_dir / f"worker_{index}.log", "w")
-        procs.append((subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True), log))
-    logging.info("started %d training processes (logs in %s)", workers, log_dir)
-    deadline = time.time() + timeout_s
-    failed = None
-    while any(p.poll() is None for p, _ in procs) and failed is None:
-        failed = next((i for i, (p, _) in enumerate(procs) if p.poll() not in (None, 0)), None)
-        if time.time() > deadline:
-            failed = -1
-        time.sleep(1)
-    if failed is None:
-        failed = next((i for i, (p, _) in enumerate(procs) if p.returncode != 0), None)
-    for proc, log in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-    if failed is not None:
-        which = "timed out" if failed == -1 else f"worker {failed} exited with {procs[failed][0].returncode}"
-        tail = (log_dir / f"worker_{max(failed, 0)}.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"local multi-worker training failed: {which}; log {log_dir}:\n{tail}")
+        processes.append((f"worker_{index}", args, env))
+    logging.info("starting %d training processes (logs in %s)", workers, log_dir)
+    supervise(processes, log_dir, timeout_s)
     logging.info("all %d training processes finished", workers)

@@ -160,9 +160,14 @@ def run_fn(fn_args: Any) -> None:
         thresholds = choose_thresholds(taxonomy, preds, confs, trues, target)
         logging.info("thresholds for precision %.2f on %d calibration products: levels %s, %d node thresholds",
                      target, len(preds), thresholds["levels"], len(thresholds["nodes"]))
-    export_dir = fn_args.serving_model_dir
-    if not distribution.is_chief():
-        export_dir = tempfile.mkdtemp(prefix="worker_export_")
-    export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width,
-                         export_dir, info)
-    logging.info("exported %s model to %s", info["kind"], export_dir)
+    if distribution.is_chief():
+        export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width,
+                             fn_args.serving_model_dir, info)
+        logging.info("exported %s model to %s", info["kind"], fn_args.serving_model_dir)
+        return
+    # Saving under MultiWorkerMirroredStrategy is collective: every worker saves, in step
+    # with the chief, but only the chief into the model output.
+    with tempfile.TemporaryDirectory(prefix="worker_export_") as scratch:
+        export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width, scratch, info)
+        logging.info("%s %d saved its copy of the %s model to scratch %s (removed); the chief exports",
+                     *distribution.task_role(), info["kind"], scratch)
