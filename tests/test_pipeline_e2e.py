@@ -280,7 +280,7 @@ def _first_execution(root: Path, node_id: str) -> tuple[dict, dict]:
 
 def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypatch):
     """The candidate Trainer's step on Vertex AI Training with 2 replicas, played on this
-    machine (tests/fake_vertex.py): the step's executor builds the CustomJob through TFX,
+    machine (tests/kfp_harness/local_vertex_jobs.py): the step's executor builds the CustomJob through TFX,
     each replica runs the command TFX put in it (`python -m tfx.scripts.run_executor
     --executor_class_path ... --inputs ... --outputs ... --exec-properties ...`) with the
     TF_CONFIG and CLUSTER_SPEC Vertex AI sets, on the first run's Transform output. Both
@@ -291,22 +291,24 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     from tfx.types import standard_artifacts
     from tfx.utils import json_utils
 
+    from kubeflow.settings import KubeflowSettings
     from kubeflow.trainer_executor import VertexTaxonomyTrainerExecutor
-    from tests.fake_vertex import FakeVertex, training_config
+    from tests.kfp_harness import local_vertex_jobs
 
     _, root, _ = fashion_run
     inputs, properties = _first_execution(root, "TaxonomyTrainer")
-    properties["custom_config"] = json_utils.dumps({**json_utils.loads(properties["custom_config"]),
-                                                    **training_config(workers=2)})
+    training = KubeflowSettings(project="test-project", region="europe-west4", train_workers=2,
+                                image="registry.example/pipeline:0123456789ab").vertex_training_config()
+    properties["custom_config"] = json_utils.dumps({**json_utils.loads(properties["custom_config"]), **training})
     model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
     model.uri, model_run.uri = str(tmp_path / "model"), str(tmp_path / "model_run")
-    vertex = FakeVertex(tmp_path / "replicas", timeout_s=600)
-    vertex.install(monkeypatch)
+    vertex = local_vertex_jobs.install(monkeypatch, tmp_path / "replicas", timeout_s=600)
 
     VertexTaxonomyTrainerExecutor().Do(inputs, {"model": [model], "model_run": [model_run]}, properties)
 
-    assert vertex.exit_codes == {"workerpool0-0": 0, "workerpool1-0": 0}
-    pools = vertex.jobs[0]["job_spec"]["worker_pool_specs"]
+    (job,) = vertex.jobs
+    assert job.exit_codes == {"workerpool0-0": 0, "workerpool1-0": 0}
+    pools = job.custom_job["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 1]
     command = pools[1]["container_spec"]["command"]
     assert command[:5] == ["python", "-m", "tfx.scripts.run_executor", "--executor_class_path",
@@ -316,7 +318,8 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     # Trained together: both saw a cluster of 2, split each global batch of 2 x batch_size
     # between them (half the steps of one worker), and ran the same steps with the same
     # all-reduced loss, epoch by epoch.
-    chief, worker = vertex.log(0, 0), vertex.log(1, 0)
+    chief, worker = ((tmp_path / "replicas" / "1" / f"{name}.log").read_text(errors="replace")
+                     for name in ("workerpool0-0", "workerpool1-0"))
     plan = re.compile(r"training model on (\d+) examples: (\d+) epochs x (\d+) steps, (\d+) worker\(s\)")
     assert plan.findall(chief) == plan.findall(worker)
     examples, epochs, steps, workers = map(int, plan.findall(chief)[0])

@@ -153,7 +153,7 @@ def test_parameter_server_or_evaluator_replica_is_refused(tmp_path, monkeypatch,
     assert CALLS == []
 
 
-# -- the process supervisor of --train-workers (and of tests/fake_vertex.py) ---------------
+# -- the process supervisor of --train-workers (and of tests/kfp_harness/local_vertex_jobs.py) ---------------
 def _python(code: str) -> list[str]:
     import sys
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_vertex import training_config
+from kubeflow.settings import KubeflowSettings
+
+
+def training_config(workers: int) -> dict:
+    return KubeflowSettings(project="test-project", region="europe-west4", train_workers=workers,
+                            image="registry.example/pipeline:0123456789ab").vertex_training_config()
 
 
 @pytest.fixture()

@@ -1,77 +1,81 @@
 """Vertex AI Training, played locally: a CustomJob's worker pools become processes.
 
-`python -m tests.kfp_harness.local_vertex_jobs MODULE ARGS...` runs MODULE (a TFX
-container entrypoint) with `google.cloud.aiplatform.gapic.JobServiceClient` replaced by
-`LocalJobService`, so the Trainer step's executor (TFX's Vertex training extension)
-submits its CustomJob here. Each replica of each pool runs the pool's container command
-(`python -m tfx.scripts.run_executor ...`) with the variables Vertex AI sets on replicas:
-CLUSTER_SPEC (pools `workerpool0`, `workerpool1`, ...) and, for TensorFlow, TF_CONFIG
-(pool 0 is `chief`, pool 1 `worker`, pool 2 `ps`). The job succeeds when every replica
-exits 0, as on Vertex AI, where a replica that fails fails the job.
+TFX's Vertex AI extension talks to Google Cloud through one class,
+`google.cloud.aiplatform.gapic.JobServiceClient` (`create_custom_job`, `get_custom_job`).
+`LocalJobService` stands in for it: each replica of each pool runs the pool's container
+command (`python -m tfx.scripts.run_executor ...`, exactly as TFX built it) as a process
+on this machine, with the variables Vertex AI sets on a replica: CLUSTER_SPEC (pools
+`workerpool0`, `workerpool1`, ...) and, for TensorFlow, TF_CONFIG (pool 0 is `chief`,
+pool 1 `worker`, pool 2 `ps`), both with the `environment` and `job` fields, on free
+localhost ports. The job succeeds when every replica exits 0; Vertex AI fails a job whose
+replica fails.
+
+- In a test process: `install(monkeypatch, log_dir)`.
+- Around a container entrypoint (the compiled-pipeline harness):
+  `python -m tests.kfp_harness.local_vertex_jobs MODULE ARGS...` runs MODULE with the
+  stand-in installed; replica logs go to `$LOCAL_VERTEX_LOG_DIR` (default: a temp dir).
 """
 from __future__ import annotations
 
 import json
 import os
 import runpy
-import socket
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 TF_ROLES = ("chief", "worker", "ps", "evaluator")  # Vertex AI: pool index -> TF_CONFIG role
+LOG_DIR_ENV = "LOCAL_VERTEX_LOG_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+def replica_environments(job_spec: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """(replica name, CLUSTER_SPEC and TF_CONFIG) for every replica, as Vertex AI sets them."""
+    import portpicker
 
-
-def replica_environments(replica_counts: Sequence[int]) -> list[dict[str, str]]:
-    """CLUSTER_SPEC and TF_CONFIG for every replica, as Vertex AI sets them."""
-    ports = iter(_free_ports(sum(replica_counts)))
-    pools = {f"workerpool{i}": [f"localhost:{next(ports)}" for _ in range(n)] for i, n in enumerate(replica_counts)}
-    tf_cluster = {TF_ROLES[i]: pools[f"workerpool{i}"] for i in range(len(replica_counts)) if replica_counts[i]}
+    pools = job_spec["worker_pool_specs"]
+    hosts = [[f"localhost:{portpicker.pick_unused_port()}" for _ in range(int(p.get("replica_count", 1)))]
+             for p in pools]
+    cluster_spec = {f"workerpool{i}": h for i, h in enumerate(hosts) if h}
+    tf_cluster = {TF_ROLES[i]: h for i, h in enumerate(hosts) if h and TF_ROLES[i] != "evaluator"}
     envs = []
-    for i, n in enumerate(replica_counts):
-        for index in range(n):
-            cluster_spec = {"cluster": pools, "environment": "cloud",
-                            "task": {"type": f"workerpool{i}", "index": index}}
-            tf_config = {"cluster": tf_cluster, "environment": "cloud",
-                         "task": {"type": TF_ROLES[i], "index": index}}
-            envs.append({"CLUSTER_SPEC": json.dumps(cluster_spec), "TF_CONFIG": json.dumps(tf_config)})
+    for i, pool_hosts in enumerate(hosts):
+        for index in range(len(pool_hosts)):
+            envs.append((f"workerpool{i}-{index}", {
+                "CLUSTER_SPEC": json.dumps({"cluster": cluster_spec, "environment": "cloud",
+                                            "task": {"type": f"workerpool{i}", "index": index}, "job": job_spec}),
+                "TF_CONFIG": json.dumps({"cluster": tf_cluster, "environment": "cloud",
+                                         "task": {"type": TF_ROLES[i], "index": index}, "job": job_spec}),
+            }))
     return envs
 
 
-def run_worker_pools(worker_pool_specs: Sequence[Mapping[str, Any]], timeout: float = 900) -> list[int]:
-    """Runs every replica of the pools at once; returns their exit codes in pool order."""
-    commands = []
-    for pool in worker_pool_specs:
+def run_worker_pools(job_spec: Mapping[str, Any], log_dir: Path, timeout_s: float = 900) -> dict[str, int]:
+    """Runs every replica at once (logs in `log_dir/<workerpoolI-J>.log`); returns exit codes.
+    Raises, naming the replica and the end of its log, when one fails or time runs out."""
+    from trainer.local_cluster import supervise
+
+    processes = []
+    environments = iter(replica_environments(job_spec))
+    for pool in job_spec["worker_pool_specs"]:
         command = list(pool["container_spec"]["command"]) + list(pool["container_spec"].get("args", []))
-        if command[0] == "python":
-            command[0] = sys.executable
-        commands += [command] * int(pool.get("replica_count", 1))
-    envs = replica_environments([int(p.get("replica_count", 1)) for p in worker_pool_specs])
-    procs = [subprocess.Popen(cmd, env={**os.environ, **env}) for cmd, env in zip(commands, envs)]
-    try:
-        return [p.wait(timeout=timeout) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+        argv = [sys.executable if command[0] == "python" else command[0], *command[1:]]
+        for _ in range(int(pool.get("replica_count", 1))):
+            name, env = next(environments)
+            # The image's ENV (kubeflow/Dockerfile): Keras 2, the project on the path.
+            processes.append((name, argv, {**os.environ, "TF_USE_LEGACY_KERAS": "1",
+                                           "PYTHONPATH": str(REPO_ROOT), **env}))
+    return supervise(processes, Path(log_dir), timeout_s)
 
 
 class LocalJobService:
-    """Just what TFX's VertexJobClient calls: create_custom_job and get_custom_job."""
+    """What TFX's VertexJobClient calls of Vertex AI's job service, answered on this machine."""
 
-    jobs: dict[str, Any] = {}
+    log_dir: Path = Path(tempfile.gettempdir()) / "local-vertex-jobs"
+    timeout_s: float = 900
+    jobs: list[SimpleNamespace] = []  # every CustomJob launched, with its replicas' exit codes
 
     def __init__(self, client_options=None, **_):
         self.client_options = client_options
@@ -80,19 +84,32 @@ class LocalJobService:
         from google.cloud.aiplatform_v1.types.job_state import JobState
 
         name = f"{parent}/customJobs/{len(self.jobs) + 1}"
-        codes = run_worker_pools(custom_job["job_spec"]["worker_pool_specs"])
-        print(f"local Vertex AI job {name}: replica exit codes {codes}", file=sys.stderr, flush=True)
-        state = JobState.JOB_STATE_SUCCEEDED if all(c == 0 for c in codes) else JobState.JOB_STATE_FAILED
-        self.jobs[name] = SimpleNamespace(name=name, state=state, exit_codes=codes)
-        return self.jobs[name]
+        job = SimpleNamespace(name=name, custom_job=custom_job, state=JobState.JOB_STATE_FAILED, exit_codes={})
+        self.jobs.append(job)
+        job.exit_codes = run_worker_pools(custom_job["job_spec"], self.log_dir / str(len(self.jobs)), self.timeout_s)
+        job.state = JobState.JOB_STATE_SUCCEEDED
+        print(f"local Vertex AI job {name}: replica exit codes {job.exit_codes}", file=sys.stderr, flush=True)
+        return job
 
     def get_custom_job(self, name: str, retry=None):
-        return self.jobs[name]
+        return next(job for job in self.jobs if job.name == name)
+
+
+def install(monkeypatch, log_dir: Path, timeout_s: float = 900) -> type[LocalJobService]:
+    """Answers Vertex AI job calls locally for the rest of the test; returns the service."""
+    from google.cloud.aiplatform import gapic
+
+    service = type("TestJobService", (LocalJobService,), {"log_dir": Path(log_dir), "timeout_s": timeout_s,
+                                                          "jobs": []})
+    monkeypatch.setattr(gapic, "JobServiceClient", service)
+    return service
 
 
 def main(argv: Sequence[str]) -> None:
     from google.cloud.aiplatform import gapic
 
+    if os.environ.get(LOG_DIR_ENV):
+        LocalJobService.log_dir = Path(os.environ[LOG_DIR_ENV])
     gapic.JobServiceClient = LocalJobService
     module, *args = argv
     sys.argv = [module, *args]
