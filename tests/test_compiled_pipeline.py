@@ -25,6 +25,7 @@ from kubeflow.settings import KubeflowSettings
 from schema import serving_layout
 from tests.conftest import shared_catalog
 from tests.kfp_harness.launcher import KFP, REPO_ROOT, VERTEX, Launcher, Store
+from tests.kfp_harness.local_vertex_jobs import LOG_DIR_ENV
 
 pytestmark = pytest.mark.e2e
 ROWS = 600
@@ -51,9 +52,10 @@ def _two_runs(tmp_path_factory, catalog, target, shape, workers):
     config, job = _compile(target, work, catalog, workers)
     params = submit.catalog_parameters(job)  # what `submit` sends with the run
     store = Store()
-    first = Launcher(job, shape, store, work, parameter_values=params).run("run-1")
+    env = {LOG_DIR_ENV: str(work / "vertex_jobs")}  # the replicas' logs, when a CustomJob runs
+    first = Launcher(job, shape, store, work, parameter_values=params, env=env).run("run-1")
     pushed_after_first = serving_layout.versions(config.push_dir)
-    second = Launcher(job, shape, store, work, parameter_values=params).run("run-2")
+    second = Launcher(job, shape, store, work, parameter_values=params, env=env).run("run-2")
     return config, job, work, first, second, pushed_after_first
 
 
@@ -106,7 +108,11 @@ def test_vertex_first_run_trains_on_two_replicas_and_pushes(vertex_runs):
                for name in RESOLVERS)
     _first_run_pushes(config, first, pushed)
     trainer_log = (work / "logs" / "TaxonomyTrainer.log").read_text(errors="replace")
-    assert "replica exit codes [0, 0]" in trainer_log
+    assert "replica exit codes {'workerpool0-0': 0, 'workerpool1-0': 0}" in trainer_log
+    chief, worker = ((work / "vertex_jobs" / "1" / f"{name}.log").read_text(errors="replace")
+                     for name in ("workerpool0-0", "workerpool1-0"))
+    assert "num_workers = 2" in chief and "num_workers = 2" in worker  # one MultiWorkerMirroredStrategy
+    assert "Training complete. Model written to" in chief and "Training complete" not in worker
     # The pre-cache check's fingerprint (CSV and photos) reached the ExampleGen's execution.
     driver_output = json.loads(next((work / "bucket").rglob("CatalogExampleGen_*/executor_output.json")).read_text())
     examples = driver_output["artifacts"]["examples"]["artifacts"][0]["metadata"]
