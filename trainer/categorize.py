@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from schema import features
+from schema import features, serving_layout
 from schema.catalog_reader import Product, Rejected, catalog_csv_path, load_image_bytes, read_catalog
 from schema.catalog_spec import CatalogSpec, load_spec
 from schema.config import PROJECT_ROOT
@@ -24,16 +24,19 @@ REASON_ABSTAINED = "confidence below the top-level threshold"
 
 
 def newest_model(serving_dir: str | os.PathLike, spec_name: str) -> Path:
-    """The newest complete version under serving/<spec>/ (versions are numeric names;
-    a version is complete once its saved_model.pb is in place)."""
+    """The newest complete version under serving/<spec>/ (`schema/serving_layout.py`: its
+    `_COMPLETE` manifest is there and matches its files). Newer broken versions are named
+    on stderr and skipped."""
     base = Path(serving_dir) / spec_name
-    versions = sorted(
-        (p for p in base.glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()),
-        key=lambda p: int(p.name),
-    )
-    if not versions:
+    newest, broken = serving_layout.newest_complete(base)
+    for folder, reason in broken:
+        print(f"warning: skipping {folder}: not a complete model version: {reason}", file=sys.stderr, flush=True)
+    if newest is None:
+        if broken:
+            raise FileNotFoundError(f"no complete model version under {base} (broken: "
+                                    f"{', '.join(p.name for p, _ in broken)}): push again or pass --model")
         raise FileNotFoundError(f"no pushed model under {base}: run `python pipeline.py run` first or pass --model")
-    return versions[-1]
+    return newest
 
 
 class Categorizer:
