@@ -294,6 +294,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
+    from trainer.categorize import CategorizeError
 
     try:
         if args.command == "run":
@@ -315,9 +316,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             kubeflow_runner.compile_from_args(args, _config_from_args)
         elif args.command == "submit":
             kubeflow_runner.submit_from_args(args, _config_from_args)
-    except (SpecError, CatalogError, FileNotFoundError) as err:
+    except (SpecError, CatalogError, CategorizeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

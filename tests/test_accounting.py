@@ -190,10 +190,14 @@ def test_categorize_accounts_for_every_row(seeded, tmp_path, monkeypatch):
     # One output row per input record, in order; rows in = categorised + abstained + rejected.
     assert len(written) == len(records) == counts["rows"]
     assert counts["rows"] == counts["categorized"] + counts["abstained"] + counts["rejected"]
-    for (n, (name, line, _, outcome, fragment)), result in zip(records, written):
+    for (n, (name, line, ingest, outcome, fragment)), result in zip(records, written):
         if outcome == "rejected":
             assert result["category_path"] == "" and result["reason"].startswith(f"rejected: row {n}: "), name
             assert fragment in result["reason"], (name, result)
+        elif ingest == "warned":  # categorised from its title; the reason says why the photo was not used
+            assert result["category_path"] == "Apparel > Topwear", (name, result)
+            assert result["reason"].startswith("photo not used: ") and fragment in result["reason"], (name, result)
         else:
             assert result["category_path"] == "Apparel > Topwear" and result["reason"] == "", (name, result)
     assert counts["rejected"] == sum(c[3] == "rejected" for _, c in records)
+    assert counts["photo_warnings"] == sum(c[2] == "warned" for _, c in records)
