@@ -59,6 +59,10 @@ def _cases(tmp_path):
     (images / "bomb.png").write_bytes(_bomb_png())
     Image.new("RGB", (4, 4)).save(tmp_path / "outside.jpg", "JPEG")
     (images / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    (images / "loop.jpg").symlink_to(images / "loop.jpg")
+    (images / "folder.jpg").mkdir()
+    os.mkfifo(images / "fifo.jpg")
+    (images / "device.jpg").symlink_to("/dev/zero")
     return [
         ("rgb jpeg", _line("1", image="images/rgb.jpg"), "kept", "kept", ""),
         ("grayscale jpeg", _line("2", image="images/gray.jpg"), "kept", "kept", ""),
@@ -73,7 +77,13 @@ def _cases(tmp_path):
         ("decompression bomb", _line("10", image="images/bomb.png"), "warned", "kept", "pixel limit"),
         ("escaping path", _line("11", image="../outside.jpg"), "warned", "kept", "escapes"),
         ("absolute path", _line("12", image=str(tmp_path / "outside.jpg")), "warned", "kept", "absolute"),
-        ("symlink out", _line("13", image="images/link.jpg"), "warned", "kept", "escapes"),
+        ("symlink in the folder, pointing out", _line("13", image="images/link.jpg"), "kept", "kept", ""),
+        ("symlink loop", _line("24", image="images/loop.jpg"), "warned", "kept", "symlink loop"),
+        ("300-character name", _line("25", image="images/" + "x" * 300 + ".jpg"), "warned", "kept", "too long"),
+        ("folder", _line("26", image="images/folder.jpg"), "warned", "kept", "is a folder"),
+        ("FIFO", _line("27", image="images/fifo.jpg"), "warned", "kept", "not a regular file"),
+        ("device", _line("28", image="images/device.jpg"), "warned", "kept", "not a regular file"),
+        ("path through a file", _line("29", image="images/rgb.jpg/x.jpg"), "warned", "kept", "not found"),
         ("unbalanced quote", _line("14", title='"Tee with an open quote'), "rejected", "rejected",
          "unbalanced quotes"),
         ("wrong column count", b"15,Men,Apparel\n", "rejected", "rejected", "has 3 columns"),
