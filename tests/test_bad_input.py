@@ -196,6 +196,27 @@ def test_run_refuses_a_catalog_missing_a_spec_column_at_start(tmp_path, capsys):
     assert not (tmp_path / "root").exists()  # refused before any component ran
 
 
+def test_run_whose_rows_are_all_rejected_ends_with_an_error_line_naming_the_rejects(tmp_path, capsys):
+    """The whole run stops (no model can be trained), without a traceback, and the reasons
+    survive TFX's clean-up of the failed step (issue #21)."""
+    import pipeline
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    _csv(catalog, "".join(row(str(i), title="") for i in range(60)))
+    root = tmp_path / "root"
+    argv = ["run", "--catalog", str(catalog), "--spec", "fashion", "--pipeline-root", str(root),
+            "--serving-dir", str(tmp_path / "serving"), "--preset", "small", "--embedding-cache-dir", ""]
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert "all 60 rows were rejected; reasons are in " in line and "Traceback" not in err
+    kept = line.rsplit("reasons are in ", 1)[1].split()[0]
+    assert kept.startswith(str(root / "rejected")) and kept.endswith("rejected.csv")
+    rejects = open(kept, encoding="utf-8").read().splitlines()
+    assert len(rejects) == 61 and "no title, description or image" in rejects[1]
+
+
 # ---- images -----------------------------------------------------------------------------
 
 def _save(tmp_path, name, image, fmt, **kw):
