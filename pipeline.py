@@ -5,6 +5,7 @@
     python pipeline.py categorize --catalog DIR_OR_CSV --spec NAME_OR_FILE --output FILE.csv
                            [--model DIR] [--no-threshold]
     python pipeline.py status [--pipeline-root DIR] [--spec NAME_OR_FILE]
+    python pipeline.py gc [--pipeline-root DIR] [--spec NAME_OR_FILE] [--dry-run]
     python pipeline.py compile --output FILE.json [--image IMAGE] [--pipeline-root URI]
                            [--train-workers N] [--project P] [--region R] [--bucket gs://B] ...
     python pipeline.py submit (--host KFP_URL | --vertex) [--package FILE.json] [compile flags]
@@ -281,6 +282,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = sub.add_parser("status", help="list the runs recorded in the pipeline's ML Metadata")
     status.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
     status.add_argument("--spec", default="fashion")
+    gc = sub.add_parser("gc", help="delete old pipeline artifacts; the latest run stays cached")
+    gc.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
+    gc.add_argument("--spec", default="fashion")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     # Kubeflow Pipelines / Vertex AI (kubeflow/runner.py): the same flags as `run`, plus cluster ones.
     from kubeflow import runner as kubeflow_runner
 
@@ -312,6 +317,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             spec_name = load_spec(args.spec).name
             root = args.pipeline_root or str(PROJECT_ROOT / "pipelines" / spec_name)
             print_status(os.path.join(root, "metadata.sqlite"), f"categorize-{spec_name}")
+        elif args.command == "gc":
+            from components.run_gc import print_gc
+            from schema.catalog_spec import load_spec
+
+            root = args.pipeline_root or str(PROJECT_ROOT / "pipelines" / load_spec(args.spec).name)
+            print_gc(root, dry_run=args.dry_run)
         elif args.command == "compile":
             kubeflow_runner.compile_from_args(args, _config_from_args)
         elif args.command == "submit":
