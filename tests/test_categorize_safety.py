@@ -101,6 +101,14 @@ def test_output_that_is_the_catalog_is_refused_before_anything_is_written(tmp_pa
     assert sorted(p.name for p in catalog.iterdir()) == ["products.csv"]  # no temp file either
 
 
+def test_an_output_that_is_a_symlink_loop_is_replaced_not_a_crash(tmp_path, fake):
+    catalog = _catalog(tmp_path, _line("1"))
+    output = tmp_path / "out.csv"
+    output.symlink_to(output)
+    _run(catalog, output)
+    assert not output.is_symlink() and len(_rows(output)) == 1
+
+
 def test_pipeline_cli_refuses_output_over_input_with_an_error_line(tmp_path, capsys):
     import pipeline
 

@@ -199,7 +199,7 @@ def _refuse_output_over_catalog(output: Path, csv_path: Path) -> None:
         same = output.exists() and os.path.samefile(output, csv_path)
     except OSError:
         same = False
-    if same or output.resolve() == csv_path.resolve():
+    if same or os.path.realpath(output) == os.path.realpath(csv_path):  # realpath: no error on a loop
         raise CategorizeError(f"--output {output} is the catalog file {csv_path}: writing it would destroy "
                               f"the catalog; choose another output file")
 
