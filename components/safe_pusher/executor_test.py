@@ -423,3 +423,4 @@ def test_push_by_copy_fallback_writes_saved_model_then_complete_marker(tmp_path,
     assert version == "8" and target == str(_serving(tmp_path) / "8")
     assert order == ["model_card.md", "saved_model.pb", "_COMPLETE"]
     assert (Path(target) / "variables").is_dir() and (Path(target) / "model_card.md").read_text() == "# card"
+    assert newest_model(tmp_path / "serving", SPEC) == Path(target)  # an empty marker: an object-store push
