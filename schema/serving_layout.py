@@ -3,7 +3,7 @@
     <serving_dir>/<spec>/<version>/             a pushed SavedModel; <version> is a number
     <serving_dir>/<spec>/<version>/_COMPLETE    written last: the version's file manifest
     <serving_dir>/<spec>/.incoming-<version>/   a push being staged (renamed into place)
-    <serving_dir>/<spec>/.push.lock             held (flock) by a local push while it runs
+    <serving_dir>/<spec>/                       flock-ed by a local push while it runs
 
 A version counts only when it is complete: its `_COMPLETE` marker is there and every file
 the marker lists is there with its size. A folder copied in by hand without its variables,
@@ -24,7 +24,6 @@ from typing import Iterator, Optional, Union
 INCOMING_PREFIX = ".incoming-"
 COMPLETE_MARKER = "_COMPLETE"
 SAVED_MODEL_PB = "saved_model.pb"
-LOCK_FILE = ".push.lock"
 DEFAULT_KEEP_VERSIONS = 3
 
 PathLike = Union[str, os.PathLike]
@@ -113,12 +112,12 @@ def push_lock(base: PathLike) -> Iterator[None]:
 
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
-    with open(base / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    fd = os.open(base, os.O_RDONLY)  # the folder itself is the lock: no lock file to list
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def remove_stale_incoming(base: PathLike) -> list[str]:

@@ -424,3 +424,24 @@ def test_push_by_copy_fallback_writes_saved_model_then_complete_marker(tmp_path,
     assert order == ["model_card.md", "saved_model.pb", "_COMPLETE"]
     assert (Path(target) / "variables").is_dir() and (Path(target) / "model_card.md").read_text() == "# card"
     assert newest_model(tmp_path / "serving", SPEC) == Path(target)  # an empty marker: an object-store push
+
+
+def test_pushes_to_one_folder_take_turns_and_leave_only_versions(tmp_path, models):
+    base = _serving(tmp_path)
+    order = []
+
+    def hold():
+        with serving_layout.push_lock(base):
+            order.append("held")
+            time.sleep(0.3)
+            order.append("released")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while not order:
+        time.sleep(0.01)
+    version = _push(tmp_path, models["good"]).get_string_custom_property("pushed_version")
+    order.append("pushed")
+    holder.join()
+    assert order == ["held", "released", "pushed"]
+    assert [p.name for p in base.iterdir()] == [version]
