@@ -14,7 +14,8 @@ from PIL import Image
 import trainer.categorize as categorize_module
 from schema import features
 from schema.catalog_reader import CatalogError
-from trainer.categorize import CategorizeError, spreadsheet_safe
+from schema.csv_cells import spreadsheet_safe
+from trainer.categorize import CategorizeError
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,image\n"
 

@@ -9,7 +9,7 @@ refused before anything is opened for writing; catalog-wide errors (an empty fil
 missing column) are found before the model loads; the output is written to a temporary
 file beside the target and renamed over it only once every row is done, so an
 interrupted or failed job leaves the previous output (or none) and says so. Cells that a
-spreadsheet would run as a formula are neutralised (`spreadsheet_safe`).
+spreadsheet would run as a formula are neutralised (`schema/csv_cells.py`).
 """
 from __future__ import annotations
 
@@ -27,25 +27,16 @@ from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_ca
                                    read_catalog)
 from schema.catalog_spec import CatalogSpec, load_spec
 from schema.config import PROJECT_ROOT
+from schema.csv_cells import spreadsheet_safe
 
 OUTPUT_COLUMNS = ("id", "category_path", "confidence", "depth", "reason")
 REASON_ABSTAINED = "confidence below the top-level threshold"
 PHOTO_NOT_USED = "photo not used: "
-# A cell starting with one of these is run as a formula by spreadsheet programs (OWASP,
-# "CSV Injection"): such a cell gets a leading single quote, which makes it plain text.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CategorizeError(Exception):
     """A fault of the whole `categorize` job (output over the catalog, a model that does
     not load, an output that cannot be written); the message says what to change."""
-
-
-def spreadsheet_safe(cell):
-    """`cell`, prefixed with `'` when it begins with a formula trigger (= + - @ tab CR)."""
-    if isinstance(cell, str) and cell.startswith(FORMULA_TRIGGERS):
-        return "'" + cell
-    return cell
 
 
 def newest_model(serving_dir: str | os.PathLike, spec_name: str) -> Path:

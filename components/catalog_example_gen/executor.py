@@ -21,6 +21,7 @@ from tfx.types import artifact_utils
 
 from schema.catalog_reader import CatalogError, Product, Rejected, load_image_bytes, read_catalog
 from schema.catalog_spec import CatalogSpec
+from schema.csv_cells import spreadsheet_safe
 from schema.examples import product_to_example
 
 CATALOG_SPEC_KEY = "catalog_spec"
@@ -38,8 +39,9 @@ _WARNING_TAG = "warnings"
 
 
 def csv_line(row_number: int, product_id: str, reason: str) -> str:
+    """One line of rejected.csv / warnings.csv, its text cells spreadsheet-safe."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow([row_number, product_id, reason])
+    csv.writer(out, lineterminator="").writerow([row_number, spreadsheet_safe(product_id), spreadsheet_safe(reason)])
     return out.getvalue()
 
 

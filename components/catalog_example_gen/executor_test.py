@@ -86,3 +86,29 @@ def test_a_catalog_with_no_usable_row_keeps_its_rejects_where_the_error_says(tmp
     assert lines[0] == "row,id,reason" and len(lines) == 6
     assert all("no title, description or image" in line for line in lines[1:])
     assert (kept.parent / "counts.json").exists()
+
+
+def test_rejects_and_warnings_are_spreadsheet_safe(tmp_path):
+    """rejected.csv and warnings.csv are opened in spreadsheets too: a merchant's id that
+    begins with a formula trigger is written with a leading `'`."""
+    import csv
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    header = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,image\n"
+    body = ("1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Tee,\n"
+            "=1+1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,,\n"
+            "@cmd,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Tee,images/missing.jpg\n")
+    (catalog / "products.csv").write_text(header + body)
+    component = CatalogExampleGen(str(catalog), load_spec("fashion"))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    rejected = RejectedRecords()
+    rejected.uri = str(tmp_path / "rejected")
+    exec_properties = dict(component.exec_properties)
+    exec_properties["input_base"] = str(catalog)
+    Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+    with open(tmp_path / "rejected" / "rejected.csv", newline="") as handle:
+        assert [(r["row"], r["id"]) for r in csv.DictReader(handle)] == [("3", "'=1+1")]
+    with open(tmp_path / "rejected" / "warnings.csv", newline="") as handle:
+        assert [(r["row"], r["id"]) for r in csv.DictReader(handle)] == [("4", "'@cmd")]
