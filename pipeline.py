@@ -5,6 +5,7 @@
     python pipeline.py categorize --catalog DIR_OR_CSV --spec NAME_OR_FILE --output FILE.csv
                            [--model DIR] [--no-threshold]
     python pipeline.py status [--pipeline-root DIR] [--spec NAME_OR_FILE]
+    python pipeline.py gc [--pipeline-root DIR] [--spec NAME_OR_FILE] [--dry-run]
     python pipeline.py compile --output FILE.json [--image IMAGE] [--pipeline-root URI]
                            [--train-workers N] [--project P] [--region R] [--bucket gs://B] ...
     python pipeline.py submit (--host KFP_URL | --vertex) [--package FILE.json] [compile flags]
@@ -116,6 +117,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = sub.add_parser("status", help="list the runs recorded in the pipeline's ML Metadata")
     status.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
     status.add_argument("--spec", default="fashion")
+    gc = sub.add_parser("gc", help="delete old pipeline artifacts; the latest run stays cached")
+    gc.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
+    gc.add_argument("--spec", default="fashion")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     # Kubeflow Pipelines / Vertex AI (kubeflow/): the same flags as `run`, plus cluster ones.
     from kubeflow import settings as kubeflow_settings
 
@@ -129,8 +134,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
+    from trainer.categorize import CategorizeError
 
-    user_errors: tuple[type[BaseException], ...] = (SpecError, CatalogError, FileNotFoundError)
+    user_errors: tuple[type[BaseException], ...] = (SpecError, CatalogError, CategorizeError, FileNotFoundError)
     if args.command in ("compile", "submit"):
         from kubeflow.compiler import ImageError
         from kubeflow.submit import SubmitError
@@ -153,6 +159,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             spec_name = load_spec(args.spec).name
             root = args.pipeline_root or str(PROJECT_ROOT / "pipelines" / spec_name)
             print_status(os.path.join(root, "metadata.sqlite"), f"categorize-{spec_name}")
+        elif args.command == "gc":
+            from components.run_gc import print_gc
+            from schema.catalog_spec import load_spec
+
+            root = args.pipeline_root or str(PROJECT_ROOT / "pipelines" / load_spec(args.spec).name)
+            print_gc(root, dry_run=args.dry_run)
         elif args.command == "compile":
             from kubeflow.compiler import compile_from_args
 
@@ -164,6 +176,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except user_errors as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

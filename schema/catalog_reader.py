@@ -10,10 +10,12 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import errno
 import io
 import json
 import os
 import re
+import stat
 import sys
 import warnings
 from pathlib import Path
@@ -152,6 +154,7 @@ def read_catalog(
         header = [clean_text(h) for h in header]
         if header and header[0].startswith("\ufeff"):
             header[0] = header[0][1:]
+        check_unique_header(path, header)
         check_header(path, header, spec, require_label=require_label)
         seen_ids: dict[str, int] = {}
         yielded = 0
@@ -216,6 +219,17 @@ def _spec_fields(spec: CatalogSpec) -> dict[str, str]:
     if spec.label.path_column:
         fields[spec.label.path_column] = "label.path_column"
     return fields
+
+
+def check_unique_header(path: Union[str, os.PathLike], header: list[str]) -> None:
+    """Refuses a header that names a column twice (a row would silently keep only the later
+    value). Unnamed columns, such as a spreadsheet's trailing commas, are never read."""
+    first: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name and name in first:
+            raise CatalogError(f"{path}: the header names column {name!r} twice "
+                               f"(columns {first[name]} and {position}); rename or remove one")
+        first.setdefault(name, position)
 
 
 def check_header(path: Union[str, os.PathLike], header: list[str], spec: CatalogSpec, *,
@@ -285,34 +299,74 @@ def _parse_row(
 
 
 def resolve_image(catalog_dir: Union[str, os.PathLike], relative: str) -> Path:
-    """Resolves an image path inside the catalog folder; refuses anything that escapes it."""
+    """The image file for a catalog path. The path is the merchant's text: it must be
+    relative and must not climb out of the catalog folder (`..`), judged on the text
+    itself, before the file system is asked. Symlinks that are in the catalog folder are
+    followed: they are the folder owner's choice (an `images/` linked to a photo store)."""
     if not relative:
         raise ValueError("no image path")
+    if "\x00" in relative:
+        raise ValueError(f"image path {relative!r} holds a NUL character")
     if os.path.isabs(relative) or relative.startswith(("/", "\\")):
         raise ValueError(f"image path {relative!r} is absolute; it must be relative to the catalog")
-    root = Path(catalog_dir).resolve()
-    target = (root / relative).resolve()
-    if root != target and root not in target.parents:
+    normalized = os.path.normpath(relative)
+    if normalized == os.pardir or normalized.startswith(os.pardir + os.sep):
         raise ValueError(f"image path {relative!r} escapes the catalog folder")
-    return target
+    return Path(catalog_dir) / normalized
+
+
+_OS_REASONS = {
+    errno.ELOOP: "is a symlink loop",
+    errno.ENAMETOOLONG: "has a name too long for the file system",
+    errno.ENOENT: "not found",
+    errno.ENOTDIR: "not found (a part of the path is not a folder)",
+    errno.EISDIR: "is a folder, not a file",
+}
+
+
+def _os_reason(relative: str, err: OSError) -> str:
+    what = _OS_REASONS.get(err.errno)
+    if what is None:
+        what = f"cannot be read: {err.strerror or err}"
+    return f"image file {relative!r} {what}"
+
+
+def _read_image_file(catalog_dir: Union[str, os.PathLike], relative: str) -> bytes:
+    """The file's bytes; every OS-level problem (a loop, a long name, permissions, a folder,
+    a FIFO or device) is a ValueError with the reason. The file is opened without blocking
+    and checked on the open descriptor, so a FIFO swapped in after a check cannot hang."""
+    target = resolve_image(catalog_dir, relative)
+    try:
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise ValueError(_os_reason(relative, err)) from err
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ValueError(f"image file {relative!r} is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"image file {relative!r} is not a regular file (a FIFO, device or socket)")
+        if info.st_size == 0:
+            raise ValueError(f"image file {relative!r} is empty")
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise ValueError(f"image file {relative!r} is {info.st_size} bytes, over {MAX_IMAGE_BYTES}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(MAX_IMAGE_BYTES + 1)
+    except OSError as err:
+        raise ValueError(_os_reason(relative, err)) from err
+    finally:
+        os.close(fd)
 
 
 def load_image_bytes(catalog_dir: Union[str, os.PathLike], relative: str) -> bytes:
-    """Reads and checks an image; raises ValueError with the reason when it is unusable.
+    """Reads and checks an image; raises ValueError with the reason when it is unusable
+    (only ValueError: callers turn it into a row's reason or warning).
 
     The bytes are kept encoded: pixels are decoded only where a model needs them.
     """
     from PIL import Image
 
-    target = resolve_image(catalog_dir, relative)
-    if not target.is_file():
-        raise ValueError(f"image file {relative!r} not found")
-    size = target.stat().st_size
-    if size == 0:
-        raise ValueError(f"image file {relative!r} is empty")
-    if size > MAX_IMAGE_BYTES:
-        raise ValueError(f"image file {relative!r} is {size} bytes, over {MAX_IMAGE_BYTES}")
-    data = target.read_bytes()
+    data = _read_image_file(catalog_dir, relative)
     try:
         with warnings.catch_warnings():
             # PIL warns (DecompressionBombWarning) past its own limit and raises

@@ -134,6 +134,13 @@ def _build(raw: Any, where: str) -> CatalogSpec:
         if key in raw and not raw[key].strip():
             raise SpecError(f"{where}: field '{key}' must not be empty")
 
+    csv_file = raw.get("csv_file", "products.csv")
+    normalized = os.path.normpath(csv_file)
+    if (os.path.isabs(csv_file) or csv_file.startswith(("/", "\\")) or normalized in (".", os.pardir)
+            or normalized.startswith(os.pardir + os.sep)):
+        # Never read (nor quote in an error) a file outside the catalog folder.
+        raise SpecError(f"{where}: field 'csv_file' must be a file inside the catalog folder, got {csv_file!r}")
+
     label_raw = raw["label"]
     unknown = sorted(set(label_raw) - set(_LABEL_KEYS))
     if unknown:
@@ -187,7 +194,7 @@ def _build(raw: Any, where: str) -> CatalogSpec:
         image_column=image_column,
         attribute_columns=attributes,
         slice_columns=slices,
-        csv_file=raw.get("csv_file", "products.csv"),
+        csv_file=csv_file,
         schema_file=raw.get("schema_file"),
     )
 

@@ -59,6 +59,10 @@ def _cases(tmp_path):
     (images / "bomb.png").write_bytes(_bomb_png())
     Image.new("RGB", (4, 4)).save(tmp_path / "outside.jpg", "JPEG")
     (images / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    (images / "loop.jpg").symlink_to(images / "loop.jpg")
+    (images / "folder.jpg").mkdir()
+    os.mkfifo(images / "fifo.jpg")
+    (images / "device.jpg").symlink_to("/dev/zero")
     return [
         ("rgb jpeg", _line("1", image="images/rgb.jpg"), "kept", "kept", ""),
         ("grayscale jpeg", _line("2", image="images/gray.jpg"), "kept", "kept", ""),
@@ -73,7 +77,13 @@ def _cases(tmp_path):
         ("decompression bomb", _line("10", image="images/bomb.png"), "warned", "kept", "pixel limit"),
         ("escaping path", _line("11", image="../outside.jpg"), "warned", "kept", "escapes"),
         ("absolute path", _line("12", image=str(tmp_path / "outside.jpg")), "warned", "kept", "absolute"),
-        ("symlink out", _line("13", image="images/link.jpg"), "warned", "kept", "escapes"),
+        ("symlink in the folder, pointing out", _line("13", image="images/link.jpg"), "kept", "kept", ""),
+        ("symlink loop", _line("24", image="images/loop.jpg"), "warned", "kept", "symlink loop"),
+        ("300-character name", _line("25", image="images/" + "x" * 300 + ".jpg"), "warned", "kept", "too long"),
+        ("folder", _line("26", image="images/folder.jpg"), "warned", "kept", "is a folder"),
+        ("FIFO", _line("27", image="images/fifo.jpg"), "warned", "kept", "not a regular file"),
+        ("device", _line("28", image="images/device.jpg"), "warned", "kept", "not a regular file"),
+        ("path through a file", _line("29", image="images/rgb.jpg/x.jpg"), "warned", "kept", "not found"),
         ("unbalanced quote", _line("14", title='"Tee with an open quote'), "rejected", "rejected",
          "unbalanced quotes"),
         ("wrong column count", b"15,Men,Apparel\n", "rejected", "rejected", "has 3 columns"),
@@ -190,10 +200,14 @@ def test_categorize_accounts_for_every_row(seeded, tmp_path, monkeypatch):
     # One output row per input record, in order; rows in = categorised + abstained + rejected.
     assert len(written) == len(records) == counts["rows"]
     assert counts["rows"] == counts["categorized"] + counts["abstained"] + counts["rejected"]
-    for (n, (name, line, _, outcome, fragment)), result in zip(records, written):
+    for (n, (name, line, ingest, outcome, fragment)), result in zip(records, written):
         if outcome == "rejected":
             assert result["category_path"] == "" and result["reason"].startswith(f"rejected: row {n}: "), name
             assert fragment in result["reason"], (name, result)
+        elif ingest == "warned":  # categorised from its title; the reason says why the photo was not used
+            assert result["category_path"] == "Apparel > Topwear", (name, result)
+            assert result["reason"].startswith("photo not used: ") and fragment in result["reason"], (name, result)
         else:
             assert result["category_path"] == "Apparel > Topwear" and result["reason"] == "", (name, result)
     assert counts["rejected"] == sum(c[3] == "rejected" for _, c in records)
+    assert counts["photo_warnings"] == sum(c[2] == "warned" for _, c in records)

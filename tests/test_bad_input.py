@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zlib
 
@@ -195,6 +196,27 @@ def test_run_refuses_a_catalog_missing_a_spec_column_at_start(tmp_path, capsys):
     assert not (tmp_path / "root").exists()  # refused before any component ran
 
 
+def test_run_whose_rows_are_all_rejected_ends_with_an_error_line_naming_the_rejects(tmp_path, capsys):
+    """The whole run stops (no model can be trained), without a traceback, and the reasons
+    survive TFX's clean-up of the failed step (issue #21)."""
+    import pipeline
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    _csv(catalog, "".join(row(str(i), title="") for i in range(60)))
+    root = tmp_path / "root"
+    argv = ["run", "--catalog", str(catalog), "--spec", "fashion", "--pipeline-root", str(root),
+            "--serving-dir", str(tmp_path / "serving"), "--preset", "small", "--embedding-cache-dir", ""]
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert "all 60 rows were rejected; reasons are in " in line and "Traceback" not in err
+    kept = line.rsplit("reasons are in ", 1)[1].split()[0]
+    assert kept.startswith(str(root / "rejected")) and kept.endswith("rejected.csv")
+    rejects = open(kept, encoding="utf-8").read().splitlines()
+    assert len(rejects) == 61 and "no title, description or image" in rejects[1]
+
+
 # ---- images -----------------------------------------------------------------------------
 
 def _save(tmp_path, name, image, fmt, **kw):
@@ -281,10 +303,92 @@ def test_image_paths_escaping_the_catalog_are_refused(tmp_path):
     catalog = tmp_path / "catalog"
     (catalog / "images").mkdir(parents=True)
     _save(tmp_path, "outside.jpg", Image.new("RGB", (4, 4)), "JPEG")
-    (catalog / "images" / "link.jpg").symlink_to(tmp_path / "outside.jpg")
     (catalog / "images" / "dirlink").symlink_to(tmp_path)
     for bad, reason in (("../outside.jpg", "escapes"), ("images/../../outside.jpg", "escapes"),
-                        (str(tmp_path / "outside.jpg"), "absolute"), ("images/link.jpg", "escapes"),
-                        ("images/dirlink/outside.jpg", "escapes")):
+                        (str(tmp_path / "outside.jpg"), "absolute"), ("images/dirlink/../../../outside.jpg", "escapes"),
+                        ("/images/x.jpg", "absolute")):
         with pytest.raises(ValueError, match=reason):
             load_image_bytes(catalog, bad)
+
+
+def test_symlinks_inside_the_catalog_folder_are_followed(tmp_path):
+    """The catalog's paths are the merchant's text: they must stay inside the folder. The
+    links in the folder are its owner's choice (an `images/` linked to a photo store, one
+    photo linked to another), so they are followed."""
+    store = tmp_path / "photo_store"
+    store.mkdir()
+    _save(store, "a.jpg", Image.new("RGB", (8, 8), "red"), "JPEG")
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "images").symlink_to(store)
+    (catalog / "alias.jpg").symlink_to(store / "a.jpg")
+    assert load_image_bytes(catalog, "images/a.jpg") == (store / "a.jpg").read_bytes()
+    assert load_image_bytes(catalog, "alias.jpg") == (store / "a.jpg").read_bytes()
+    (catalog / "products.csv").write_text(HEADER + row("1", image="images/a.jpg"))
+    (product,) = _read(catalog / "products.csv")
+    assert product.image_path == "images/a.jpg"
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda d: (d / "loop.jpg").symlink_to(d / "loop.jpg"), "symlink loop"),
+    (lambda d: ((d / "a.jpg").symlink_to(d / "b.jpg"), (d / "b.jpg").symlink_to(d / "a.jpg")), "symlink loop"),
+    (lambda d: (d / "dir.jpg").mkdir(), "is a folder"),
+    (lambda d: os.mkfifo(d / "fifo.jpg"), "not a regular file"),
+    (lambda d: (d / "dev.jpg").symlink_to("/dev/zero"), "not a regular file"),
+    (lambda d: (d / "dangling.jpg").symlink_to(d / "gone.jpg"), "not found"),
+    (lambda d: (d / "file.jpg").write_bytes(b"x"), "not found"),  # used as a folder below
+    (None, "too long"),
+])
+def test_file_system_oddities_are_image_reasons_not_crashes(tmp_path, make, reason):
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    if make is None:
+        name = "x" * 300 + ".jpg"
+    else:
+        make(folder)
+        name = {"symlink loop": "loop.jpg" if "loop.jpg" in os.listdir(folder) else "a.jpg",
+                "is a folder": "dir.jpg", "not a regular file": "fifo.jpg" if os.path.exists(folder / "fifo.jpg")
+                else "dev.jpg", "not found": "dangling.jpg" if os.path.islink(folder / "dangling.jpg")
+                else "file.jpg/inner.jpg"}[reason]
+    with pytest.raises(ValueError, match=reason):
+        load_image_bytes(folder, name)
+
+
+def test_an_unreadable_image_is_a_reason(tmp_path, monkeypatch):
+    _save(tmp_path, "ok.jpg", Image.new("RGB", (4, 4)), "JPEG")
+    real_open = os.open
+
+    def deny(path, *args, **kwargs):
+        if str(path).endswith("ok.jpg"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(catalog_reader.os, "open", deny)
+    with pytest.raises(ValueError, match="'ok.jpg' cannot be read: Permission denied"):
+        load_image_bytes(tmp_path, "ok.jpg")
+
+
+def test_duplicate_header_names_are_refused(tmp_path):
+    header = HEADER.rstrip("\n") + ",productDisplayName\n"
+    path = _csv(tmp_path, row("1").rstrip("\n") + ",\n", header=header)
+    with pytest.raises(CatalogError, match=r"names column 'productDisplayName' twice \(columns 10 and 12\)"):
+        _read(path)
+    # Unnamed columns (trailing commas of a spreadsheet export) are never read: allowed.
+    path = _csv(tmp_path, row("1").rstrip("\n") + ",,\n", header=HEADER.rstrip("\n") + ",,\n")
+    assert [r.id for r in _kept(_read(path))] == ["1"]
+
+
+@pytest.mark.parametrize("csv_file", ["../../../../etc/passwd", "/etc/passwd", "sub/../../x.csv", ".."])
+def test_spec_csv_file_outside_the_catalog_folder_is_refused(tmp_path, csv_file):
+    text = (tmp_path / "spec.yaml")
+    text.write_text(f"name: t\nid_column: id\ntitle_column: t\nmax_depth: 1\nlabel: {{columns: [c]}}\n"
+                    f"csv_file: '{csv_file}'\n")
+    with pytest.raises(SpecError, match="field 'csv_file' must be a file inside the catalog folder"):
+        load_spec(str(text))
+
+
+def test_spec_csv_file_in_a_subfolder_is_fine(tmp_path):
+    text = (tmp_path / "spec.yaml")
+    text.write_text("name: t\nid_column: id\ntitle_column: t\nmax_depth: 1\nlabel: {columns: [c]}\n"
+                    "csv_file: data/products.csv\n")
+    assert load_spec(str(text)).csv_file == "data/products.csv"

@@ -54,7 +54,7 @@ def _two_runs(tmp_path_factory, catalog, target, shape, workers):
     store = Store()
     env = {LOG_DIR_ENV: str(work / "vertex_jobs")}  # the replicas' logs, when a CustomJob runs
     first = Launcher(job, shape, store, work, parameter_values=params, env=env).run("run-1")
-    pushed_after_first = serving_layout.versions(config.push_dir)
+    pushed_after_first = [p.name for p in serving_layout.version_dirs(config.push_dir)]
     second = Launcher(job, shape, store, work, parameter_values=params, env=env).run("run-2")
     return config, job, work, first, second, pushed_after_first
 
@@ -85,8 +85,8 @@ def _first_run_pushes(config, first, pushed):
     assert _metadata(first["BaselineSelector"], "baseline")["baseline_source"] == "bag_of_words"
     assert _metadata(first["Evaluator"], "blessing")["blessed"] == 1
     assert len(pushed) == 1
-    version = serving_layout.newest_complete_version(config.push_dir)
-    assert version is not None and Path(version).name == str(pushed[0])
+    version, broken = serving_layout.newest_complete(config.push_dir)
+    assert version is not None and not broken and version.name == pushed[0]
     assert (Path(version) / "model_card.json").exists()
 
 
@@ -99,7 +99,7 @@ def _second_run_reuses_the_cache_and_ties(config, first, second, pushed, incumbe
     assert second["Evaluator"].status == "ran"
     # The candidate is the model pushed by the first run: a tie, which is not a win.
     assert _metadata(second["Evaluator"], "blessing")["blessed"] == 0
-    assert serving_layout.versions(config.push_dir) == pushed
+    assert [p.name for p in serving_layout.version_dirs(config.push_dir)] == pushed
 
 
 def test_vertex_first_run_trains_on_two_replicas_and_pushes(vertex_runs):
@@ -136,7 +136,7 @@ def test_kfp_first_run_pushes(kfp_runs):
 def test_kfp_second_run_compares_with_the_pushed_model(kfp_runs):
     config, _, _, first, second, pushed = kfp_runs
     baseline = _metadata(second["BaselineSelector"], "baseline")
-    assert baseline["source_uri"] == serving_layout.newest_complete_version(config.push_dir)
+    assert baseline["source_uri"] == str(serving_layout.newest_complete(config.push_dir)[0])
     _second_run_reuses_the_cache_and_ties(config, first, second, pushed, "latest_pushed")
 
 

@@ -3,6 +3,13 @@
 Rows are read and encoded by the same code as ingest (`schema.catalog_reader`,
 `schema.examples`), so a product is seen the same way in training and here. One output
 row per input row, in input order: rejected rows get an empty path and the reason.
+
+No input can destroy data: an output that is the catalog file (by any path or link) is
+refused before anything is opened for writing; catalog-wide errors (an empty file, a
+missing column) are found before the model loads; the output is written to a temporary
+file beside the target and renamed over it only once every row is done, so an
+interrupted or failed job leaves the previous output (or none) and says so. Cells that a
+spreadsheet would run as a formula are neutralised (`schema/csv_cells.py`).
 """
 from __future__ import annotations
 
@@ -10,30 +17,42 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from schema import features
-from schema.catalog_reader import Product, Rejected, catalog_csv_path, load_image_bytes, read_catalog
+from schema import features, serving_layout
+from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_catalog, load_image_bytes,
+                                   read_catalog)
 from schema.catalog_spec import CatalogSpec, load_spec
 from schema.config import PROJECT_ROOT
+from schema.csv_cells import spreadsheet_safe
 
 OUTPUT_COLUMNS = ("id", "category_path", "confidence", "depth", "reason")
 REASON_ABSTAINED = "confidence below the top-level threshold"
+PHOTO_NOT_USED = "photo not used: "
+
+
+class CategorizeError(Exception):
+    """A fault of the whole `categorize` job (output over the catalog, a model that does
+    not load, an output that cannot be written); the message says what to change."""
 
 
 def newest_model(serving_dir: str | os.PathLike, spec_name: str) -> Path:
-    """The newest complete version under serving/<spec>/ (versions are numeric names;
-    a version is complete once its saved_model.pb is in place)."""
+    """The newest complete version under serving/<spec>/ (`schema/serving_layout.py`: its
+    `_COMPLETE` manifest is there and matches its files). Newer broken versions are named
+    on stderr and skipped."""
     base = Path(serving_dir) / spec_name
-    versions = sorted(
-        (p for p in base.glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()),
-        key=lambda p: int(p.name),
-    )
-    if not versions:
+    newest, broken = serving_layout.newest_complete(base)
+    for folder, reason in broken:
+        print(f"warning: skipping {folder}: not a complete model version: {reason}", file=sys.stderr, flush=True)
+    if newest is None:
+        if broken:
+            raise FileNotFoundError(f"no complete model version under {base} (broken: "
+                                    f"{', '.join(p.name for p, _ in broken)}): push again or pass --model")
         raise FileNotFoundError(f"no pushed model under {base}: run `python pipeline.py run` first or pass --model")
-    return versions[-1]
+    return newest
 
 
 class Categorizer:
@@ -43,8 +62,15 @@ class Categorizer:
         import tensorflow as tf
 
         self.model_dir = str(model_dir)
-        self._model = tf.saved_model.load(self.model_dir)
-        self._serve = self._model.signatures["serving_default"]
+        if not Path(self.model_dir).is_dir():
+            raise CategorizeError(f"cannot load the model {self.model_dir}: no such folder")
+        try:
+            self._model = tf.saved_model.load(self.model_dir)
+            self._serve = self._model.signatures["serving_default"]
+        except Exception as err:  # noqa: BLE001 - TF raises many types for a folder that is not a model
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CategorizeError(f"cannot load the model {self.model_dir}: {detail[:300]} "
+                                  f"(--model must be a pushed SavedModel folder)") from err
         info_path = Path(self.model_dir) / "assets.extra" / "model_info.json"
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
         # Embedding inputs the model reads (trainer/run.py); added to requests with the
@@ -123,14 +149,16 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
 
 
 def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch_size: int,
-                      embed: Optional[Callable], cache) -> Iterator[tuple[list, list, list, list[bytes]]]:
+                      embed: Optional[Callable], cache
+                      ) -> Iterator[tuple[list, list, list, list[bytes], dict[int, str]]]:
     """Per batch of catalog rows: the rows, their output rows (rejections already filled
-    in), which of them were sent to the model, and those serialized requests with their
-    embeddings. Everything before the serving call, so it can run a batch ahead of it."""
+    in), which of them were sent to the model, those serialized requests with their
+    embeddings, and {row index: why its photo was not used}. Everything before the
+    serving call, so it can run a batch ahead of it."""
     from schema.examples import product_to_example
 
     for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
-        requests, slots = [], []
+        requests, slots, photo_notes = [], [], {}
         results: list[Optional[list]] = [None] * len(batch)
         for i, row in enumerate(batch):
             if isinstance(row, Rejected):
@@ -146,11 +174,43 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
                         results[i] = [row.id, "", "", 0,
                                       f"rejected: row {row.row_number}: no title and unusable image: {err}"]
                         continue
+                    photo_notes[i] = f"{PHOTO_NOT_USED}{err}"
             requests.append(product_to_example(row, spec, image))
             slots.append(i)
         if requests and embed is not None:
             requests = embed(requests, cache)
-        yield batch, results, slots, [r.SerializeToString() for r in requests]
+        yield batch, results, slots, [r.SerializeToString() for r in requests], photo_notes
+
+
+def _refuse_output_over_catalog(output: Path, csv_path: Path) -> None:
+    """Raises CategorizeError when `output` is the catalog file, by any path or link."""
+    if output.is_dir():
+        raise CategorizeError(f"--output {output} is a folder; give a file name")
+    try:
+        same = output.exists() and os.path.samefile(output, csv_path)
+    except OSError:
+        same = False
+    if same or os.path.realpath(output) == os.path.realpath(csv_path):  # realpath: no error on a loop
+        raise CategorizeError(f"--output {output} is the catalog file {csv_path}: writing it would destroy "
+                              f"the catalog; choose another output file")
+
+
+def _open_temporary_output(target: Path):
+    """A new file beside `target` (same file system, so the final rename is atomic), with
+    the permissions `target` has or a new file would get."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    except OSError as err:
+        raise CategorizeError(f"cannot write the output {target}: {err}") from err
+    try:
+        mode = target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(name, mode)
+    return os.fdopen(fd, "w", newline="", encoding="utf-8"), Path(name)
 
 
 def categorize(
@@ -164,12 +224,46 @@ def categorize(
     embedding_cache_dir: Optional[str] = None,
     categorizer: Optional[Categorizer] = None,
 ) -> dict:
-    """-> counts of rows, categorized, abstained and rejected, plus `load_seconds` (model
-    start-up) and `seconds` (the rows, after start-up). A loaded `categorizer` is reused."""
+    """-> counts of rows, categorized, abstained, rejected and photo_warnings (rows whose
+    photo could not be used), plus `load_seconds` (model start-up) and `seconds` (the rows,
+    after start-up). A loaded `categorizer` is reused."""
     spec: CatalogSpec = load_spec(spec_name)
     csv_path, image_root = catalog_csv_path(catalog, spec)
     if not csv_path.exists():
         raise FileNotFoundError(f"catalog file {csv_path} not found")
+    requested = Path(output)
+    _refuse_output_over_catalog(requested, csv_path)
+    check_catalog(csv_path, spec, require_label=False)  # catalog-wide errors, before the model loads
+    target = Path(os.path.realpath(requested))  # a link to an output file: replace the file it names
+    existed = target.exists()
+    handle, partial = _open_temporary_output(target)
+    try:
+        counts = _categorize_into(handle, csv_path, image_root, spec, model_dir, serving_dir, use_thresholds,
+                                  batch_size, embedding_cache_dir, categorizer)
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        os.replace(partial, target)
+    except BaseException as err:
+        handle.close()
+        partial.unlink(missing_ok=True)
+        what = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped"
+        print(f"categorize {what}: {output} was " + ("not changed" if existed else "not written"),
+              file=sys.stderr, flush=True)
+        raise
+    print(
+        f"wrote {output}: {counts['rows']} rows, {counts['categorized']} with a path, "
+        f"{counts['abstained']} abstained, {counts['rejected']} rejected, "
+        f"{counts['photo_warnings']} with a photo not used ({counts['load_seconds'] + counts['seconds']:.1f}s)",
+        flush=True,
+    )
+    return counts
+
+
+def _categorize_into(handle, csv_path: Path, image_root: Path, spec: CatalogSpec, model_dir: Optional[str],
+                     serving_dir: Optional[str], use_thresholds: bool, batch_size: int,
+                     embedding_cache_dir: Optional[str], categorizer: Optional[Categorizer]) -> dict:
+    """Loads the model (unless given), categorises every row into `handle`; -> counts."""
     start = time.time()
     if categorizer is None:
         model_path = Path(model_dir) if model_dir else newest_model(serving_dir or PROJECT_ROOT / "serving", spec.name)
@@ -184,35 +278,31 @@ def categorize(
     path_key = features.OUT_PATH if use_thresholds else features.OUT_FULL_PATH
     conf_key = features.OUT_CONFIDENCE if use_thresholds else features.OUT_FULL_CONFIDENCE
     depth_key = features.OUT_DEPTH if use_thresholds else "full_depth"
-    counts = {"rows": 0, "categorized": 0, "abstained": 0, "rejected": 0}
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(OUTPUT_COLUMNS)
-        batches = _prepared_batches(csv_path, image_root, spec, batch_size, embed, cache)
-        for batch, results, slots, requests in prefetched(batches):
-            if requests:
-                out = categorizer.predict(requests)
-                for j, i in enumerate(slots):
-                    path = out[path_key][j].decode("utf-8")
-                    conf = float(out[conf_key][j])
-                    reason = "" if path else REASON_ABSTAINED
-                    results[i] = [batch[i].id, path, f"{conf:.4f}" if path else "", int(out[depth_key][j]), reason]
-            for result in results:
-                writer.writerow(result)
-                counts["rows"] += 1
-                if result[4].startswith("rejected"):
-                    counts["rejected"] += 1
-                elif result[1]:
-                    counts["categorized"] += 1
-                else:
-                    counts["abstained"] += 1
-            print(f"  {counts['rows']} rows categorised", file=sys.stderr, flush=True)
-    elapsed = time.time() - start
-    counts["load_seconds"], counts["seconds"] = load_seconds, elapsed - load_seconds
-    print(
-        f"wrote {output}: {counts['rows']} rows, {counts['categorized']} with a path, "
-        f"{counts['abstained']} abstained, {counts['rejected']} rejected ({elapsed:.1f}s)",
-        flush=True,
-    )
+    counts = {"rows": 0, "categorized": 0, "abstained": 0, "rejected": 0, "photo_warnings": 0}
+    writer = csv.writer(handle)
+    writer.writerow(OUTPUT_COLUMNS)
+    batches = _prepared_batches(csv_path, image_root, spec, batch_size, embed, cache)
+    for batch, results, slots, requests, photo_notes in prefetched(batches):
+        if requests:
+            out = categorizer.predict(requests)
+            for j, i in enumerate(slots):
+                path = out[path_key][j].decode("utf-8")
+                conf = float(out[conf_key][j])
+                reasons = [] if path else [REASON_ABSTAINED]
+                if i in photo_notes:
+                    reasons.append(photo_notes[i])
+                results[i] = [batch[i].id, path, f"{conf:.4f}" if path else "", int(out[depth_key][j]),
+                              "; ".join(reasons)]
+        for i, result in enumerate(results):
+            writer.writerow([spreadsheet_safe(cell) for cell in result])
+            counts["rows"] += 1
+            counts["photo_warnings"] += i in photo_notes
+            if result[4].startswith("rejected"):
+                counts["rejected"] += 1
+            elif result[1]:
+                counts["categorized"] += 1
+            else:
+                counts["abstained"] += 1
+        print(f"  {counts['rows']} rows categorised", file=sys.stderr, flush=True)
+    counts["load_seconds"], counts["seconds"] = load_seconds, time.time() - start - load_seconds
     return counts

@@ -41,9 +41,11 @@ def choose(input_dict: Dict[str, List[Any]], pushed_models_dir: str = "") -> Cho
     if blessed:
         return _of_artifact(max(blessed, key=lambda a: a.id), SOURCE_BLESSED)
     if pushed_models_dir:
-        pushed = serving_layout.newest_complete_version(pushed_models_dir)
+        pushed, broken = serving_layout.newest_complete(pushed_models_dir)
+        for folder, why in broken:
+            logging.warning("pushed version %s is not complete and is not the incumbent: %s", folder, why)
         if pushed is not None:
-            return Choice(pushed, SOURCE_PUSHED, pushed, 0)
+            return Choice(str(pushed), SOURCE_PUSHED, str(pushed), 0)
     return _of_artifact(artifact_utils.get_single_instance(input_dict[FALLBACK_KEY]), SOURCE_FALLBACK)
 
 

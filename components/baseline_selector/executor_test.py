@@ -1,9 +1,11 @@
 """BaselineSelector prefers the latest blessed model and falls back to the bag-of-words one."""
+import json
 import os
 
 from tfx.types import standard_artifacts
 
 from components.baseline_selector.executor import Executor
+from schema import serving_layout
 
 
 def _model(tmp_path, name, artifact_id):
@@ -43,8 +45,9 @@ def _pushed(push_dir, version, complete=True):
     folder = push_dir / str(version)
     (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_text(f"pushed {version}")
-    if complete:
-        (folder / "variables" / "variables.index").write_text("index")
+    (folder / "variables" / "variables.index").write_text("index")
+    if complete:  # a push writes its manifest last
+        (folder / serving_layout.COMPLETE_MARKER).write_text(serving_layout.marker_text(folder))
     return folder
 
 
@@ -74,3 +77,23 @@ def test_without_any_pushed_version_falls_back_to_bag_of_words(tmp_path):
     out = _run_with_push_dir(tmp_path, {"fallback_model": [bow]}, tmp_path / "serving" / "none")
     assert (tmp_path / out.uri / "Format-Serving" / "saved_model.pb").read_text() == "bow"
     assert out.get_string_custom_property("baseline_source") == "bag_of_words"
+
+
+def test_pushed_versions_are_read_through_gfile_for_object_stores():
+    """A gs:// serving dir goes through tf.io.gfile; here its 'ram://' filesystem stands in."""
+    import tensorflow as tf
+
+    base = "ram://serving/fashion"
+    for version, complete in ((100, True), (200, False)):
+        folder = f"{base}/{version}"
+        tf.io.gfile.makedirs(f"{folder}/variables")
+        for name, text in (("saved_model.pb", f"pushed {version}"), ("variables/variables.index", "index")):
+            with tf.io.gfile.GFile(f"{folder}/{name}", "w") as handle:
+                handle.write(text)
+        if complete:
+            marker = {"files": {"saved_model.pb": len(f"pushed {version}"), "variables/variables.index": 5}}
+            with tf.io.gfile.GFile(f"{folder}/{serving_layout.COMPLETE_MARKER}", "w") as handle:
+                handle.write(json.dumps(marker))
+    newest, broken = serving_layout.newest_complete(base)
+    assert newest == f"{base}/100"
+    assert [(b, why) for b, why in broken] == [(f"{base}/200", "no _COMPLETE marker (a push that did not finish, or a copy made by hand)")]

@@ -2,7 +2,9 @@
 
 Reading goes through `schema.catalog_reader`, the same parser `categorize` uses. The CSV
 is parsed in one worker (quoted multi-line fields make a CSV unsplittable); image reads,
-the expensive part, are reshuffled across workers.
+the expensive part, are reshuffled across workers. A catalog with no usable row stops the
+run with a CatalogError that names a copy of `rejected.csv` kept beside the pipeline root
+(`<root>/rejected/<run>/`), since TFX deletes a failed step's outputs.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.types import artifact_utils
 
-from schema.catalog_reader import Product, Rejected, load_image_bytes, read_catalog
+from schema.catalog_reader import CatalogError, Product, Rejected, load_image_bytes, read_catalog
 from schema.catalog_spec import CatalogSpec
+from schema.csv_cells import spreadsheet_safe
 from schema.examples import product_to_example
 
 CATALOG_SPEC_KEY = "catalog_spec"
@@ -36,8 +39,9 @@ _WARNING_TAG = "warnings"
 
 
 def csv_line(row_number: int, product_id: str, reason: str) -> str:
+    """One line of rejected.csv / warnings.csv, its text cells spreadsheet-safe."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow([row_number, product_id, reason])
+    csv.writer(out, lineterminator="").writerow([row_number, spreadsheet_safe(product_id), spreadsheet_safe(reason)])
     return out.getvalue()
 
 
@@ -155,7 +159,22 @@ class Executor(BaseExampleGenExecutor):
             artifact.set_int_custom_property("rows_rejected", counts["rejected"])
             artifact.set_int_custom_property("image_warnings", counts["image_warnings"])
         if counts["ingested"] == 0:
-            raise ValueError(
+            kept = self._keep_rejects(rejected.uri)
+            raise CatalogError(
                 f"no usable rows in {exec_properties['input_base']}: all {counts['rejected']} rows were "
-                f"rejected; reasons are in {os.path.join(rejected.uri, REJECTED_FILE)}"
+                f"rejected; reasons are in {os.path.join(kept, REJECTED_FILE)}"
             )
+
+    def _keep_rejects(self, rejected_uri: str) -> str:
+        """Copies the rejects of a failing step to `<pipeline root>/rejected/<run>/` (TFX
+        deletes a failed step's outputs); -> that folder. The root is three levels above
+        the artifact (`<root>/<node>/<output>/<execution>`, TFX's output layout)."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(rejected_uri.rstrip("/"))))
+        run = getattr(self._context, "pipeline_run_id", None) if self._context is not None else None
+        kept = os.path.join(root, "rejected", str(run or os.path.basename(rejected_uri.rstrip("/"))))
+        tf.io.gfile.makedirs(kept)
+        for name in (REJECTED_FILE, WARNINGS_FILE, COUNTS_FILE):
+            source = os.path.join(rejected_uri, name)
+            if tf.io.gfile.exists(source):
+                tf.io.gfile.copy(source, os.path.join(kept, name), overwrite=True)
+        return kept

@@ -53,3 +53,62 @@ def test_executor_writes_examples_and_rejects(tmp_path):
     warnings = (tmp_path / "rejected" / "warnings.csv").read_text()
     assert "escapes the catalog folder" in warnings
     assert examples.get_int_custom_property("rows_rejected") == 2
+
+
+def test_a_catalog_with_no_usable_row_keeps_its_rejects_where_the_error_says(tmp_path):
+    """TFX deletes a failed step's outputs, so the rejects are copied beside the pipeline
+    root (`<root>/rejected/<run>/`) and the error names that copy."""
+    import pytest
+
+    from schema.catalog_reader import CatalogError
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    header = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,image\n"
+    body = "".join(f"{i},Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,,\n" for i in range(5))
+    (catalog / "products.csv").write_text(header + body)
+    component = CatalogExampleGen(str(catalog), load_spec("fashion"))
+    root = tmp_path / "root"
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "CatalogExampleGen" / "examples" / "7")
+    rejected = RejectedRecords()
+    rejected.uri = str(root / "CatalogExampleGen" / "rejected" / "7")
+    exec_properties = dict(component.exec_properties)
+    exec_properties["input_base"] = str(catalog)
+    with pytest.raises(CatalogError) as raised:
+        Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+    kept = root / "rejected" / "7" / "rejected.csv"
+    assert f"all 5 rows were rejected; reasons are in {kept}" in str(raised.value)
+    import shutil
+
+    shutil.rmtree(root / "CatalogExampleGen")  # what TFX does to a failed step's outputs
+    lines = kept.read_text().splitlines()
+    assert lines[0] == "row,id,reason" and len(lines) == 6
+    assert all("no title, description or image" in line for line in lines[1:])
+    assert (kept.parent / "counts.json").exists()
+
+
+def test_rejects_and_warnings_are_spreadsheet_safe(tmp_path):
+    """rejected.csv and warnings.csv are opened in spreadsheets too: a merchant's id that
+    begins with a formula trigger is written with a leading `'`."""
+    import csv
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    header = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,image\n"
+    body = ("1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Tee,\n"
+            "=1+1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,,\n"
+            "@cmd,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Tee,images/missing.jpg\n")
+    (catalog / "products.csv").write_text(header + body)
+    component = CatalogExampleGen(str(catalog), load_spec("fashion"))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    rejected = RejectedRecords()
+    rejected.uri = str(tmp_path / "rejected")
+    exec_properties = dict(component.exec_properties)
+    exec_properties["input_base"] = str(catalog)
+    Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+    with open(tmp_path / "rejected" / "rejected.csv", newline="") as handle:
+        assert [(r["row"], r["id"]) for r in csv.DictReader(handle)] == [("3", "'=1+1")]
+    with open(tmp_path / "rejected" / "warnings.csv", newline="") as handle:
+        assert [(r["row"], r["id"]) for r in csv.DictReader(handle)] == [("4", "'@cmd")]

@@ -22,6 +22,7 @@ import io
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -260,17 +261,36 @@ def cache_key(encoder_id: str, data: bytes) -> str:
 class EmbeddingCache:
     """sqlite file `<cache_dir>/embeddings.sqlite`: key -> float32 bytes (b"" = undecodable).
 
-    Safe across processes (sqlite locking, WAL); one connection per thread."""
+    Safe across processes (sqlite locking, WAL); one connection per thread. Bounded: the
+    stored values stay under `max_bytes` (default: env `EMBEDDING_CACHE_MAX_BYTES`, else
+    DEFAULT_MAX_BYTES); past it the least recently used entries (a read is a use) are
+    deleted down to 90% of the limit. sqlite reuses the freed pages, so the file stops
+    growing near the limit instead of shrinking."""
 
-    def __init__(self, cache_dir: str | os.PathLike):
+    DEFAULT_MAX_BYTES = 4 * 1024 ** 3  # about 600k products with a photo (7 KB per product)
+    LOW_WATER = 0.9
+
+    def __init__(self, cache_dir: str | os.PathLike, max_bytes: Optional[int] = None):
         self.path = Path(cache_dir) / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if max_bytes is None:
+            max_bytes = int(os.environ.get("EMBEDDING_CACHE_MAX_BYTES", self.DEFAULT_MAX_BYTES))
+        self.max_bytes = max_bytes
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._clock = 0
         self.hits = 0
         self.misses = 0
         conn = self._conn()
         conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        # Last use per key, in its own small table: an UPDATE rewrites the whole row, and
+        # rewriting the embeddings on every read made cached reads ten times slower. A key
+        # without a row here (a cache written before the limit existed) counts as unused.
+        conn.execute("CREATE TABLE IF NOT EXISTS uses (key TEXT PRIMARY KEY, used INTEGER NOT NULL)")
+        conn.execute("CREATE INDEX IF NOT EXISTS uses_used ON uses (used)")
         conn.commit()
+        self._unchecked = 0  # bytes this instance added since it last measured the whole cache
+        self._trim()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -278,10 +298,45 @@ class EmbeddingCache:
             conn = sqlite3.connect(str(self.path), timeout=60)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
+                # A cache may lose its last commits on a power cut, never its consistency;
+                # without a sync per commit, recording reads as uses stays cheap.
+                conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.DatabaseError:  # e.g. a file system without shared memory
                 pass
             self._local.conn = conn
         return conn
+
+    def _now(self) -> int:
+        """A use stamp: wall-clock nanoseconds (comparable across processes), strictly
+        increasing within this instance."""
+        with self._lock:
+            self._clock = max(time.time_ns(), self._clock + 1)
+            return self._clock
+
+    def stored_bytes(self) -> int:
+        """Bytes of the stored values."""
+        return int(self._conn().execute("SELECT COALESCE(SUM(length(value)), 0) FROM emb").fetchone()[0])
+
+    def _trim(self) -> None:
+        """Deletes least recently used entries until the values fit in LOW_WATER x limit."""
+        conn = self._conn()
+        total = self.stored_bytes()
+        self._unchecked = 0
+        if total <= self.max_bytes:
+            return
+        excess = total - int(self.max_bytes * self.LOW_WATER)
+        doomed, freed = [], 0
+        for key, size in conn.execute("SELECT emb.key, length(emb.value) FROM emb LEFT JOIN uses "
+                                      "ON uses.key = emb.key ORDER BY COALESCE(uses.used, 0), emb.key"):
+            if freed >= excess:
+                break
+            doomed.append(key)
+            freed += size
+        for i in range(0, len(doomed), 500):
+            chunk = doomed[i:i + 500]
+            for table in ("emb", "uses"):
+                conn.execute(f"DELETE FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+        conn.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
@@ -293,6 +348,10 @@ class EmbeddingCache:
                 f"SELECT key, value FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk
             ).fetchall()
             found.update((k, bytes(v)) for k, v in rows)
+        if found:  # a read is a use: these entries are the last to be evicted
+            stamp = self._now()
+            conn.executemany("INSERT OR REPLACE INTO uses (key, used) VALUES (?, ?)", [(k, stamp) for k in found])
+            conn.commit()
         self.hits += sum(1 for k in keys if k in found)
         self.misses += sum(1 for k in keys if k not in found)
         return found
@@ -302,8 +361,15 @@ class EmbeddingCache:
         if not items:
             return
         conn = self._conn()
+        stamp = self._now()
         conn.executemany("INSERT OR REPLACE INTO emb (key, value) VALUES (?, ?)", items)
+        conn.executemany("INSERT OR REPLACE INTO uses (key, used) VALUES (?, ?)", [(k, stamp) for k, _ in items])
         conn.commit()
+        # Measured again (other processes write too) once this instance alone has added a
+        # twentieth of the limit since the last measurement.
+        self._unchecked += sum(len(v) for _, v in items)
+        if self._unchecked * 20 >= self.max_bytes:
+            self._trim()
 
 
 def open_cache(cache_dir: Optional[str]) -> Optional[EmbeddingCache]:

@@ -6,7 +6,8 @@ re-specified with two optional inputs and one parameter added:
 
 - `examples` (Examples): the eval split gives the infra check's smoke rows;
 - `evaluation` (ModelEvaluation): the metrics written into the model card;
-- `smoke_rows` (int, default 32): how many eval examples the serving signature is run on.
+- `smoke_rows` (int, default 32): how many eval examples the serving signature is run on;
+- `keep_versions` (int, default 3): complete versions kept in the serving folder.
 
 Output: `pushed_model` (PushedModel), as the standard Pusher's.
 """
@@ -23,12 +24,14 @@ from tfx.types.channel import BaseChannel, Channel
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.safe_pusher import executor
+from schema import serving_layout
 
 
 class SafePusherSpec(standard_component_specs.PusherSpec):
     PARAMETERS = {
         **standard_component_specs.PusherSpec.PARAMETERS,
         executor.SMOKE_ROWS_KEY: ExecutionParameter(type=int, optional=True),
+        executor.KEEP_VERSIONS_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         **standard_component_specs.PusherSpec.INPUTS,
@@ -49,6 +52,7 @@ class SafePusher(Pusher):
         examples: Optional[BaseChannel] = None,
         evaluation: Optional[BaseChannel] = None,
         smoke_rows: int = executor.DEFAULT_SMOKE_ROWS,
+        keep_versions: int = serving_layout.DEFAULT_KEEP_VERSIONS,
         *,
         infra_blessing: Optional[BaseChannel] = None,
         custom_config: Optional[Dict[str, Any]] = None,
@@ -71,6 +75,7 @@ class SafePusher(Pusher):
             executor.EXAMPLES_KEY: examples,
             executor.EVALUATION_KEY: evaluation,
             executor.SMOKE_ROWS_KEY: smoke_rows,
+            executor.KEEP_VERSIONS_KEY: keep_versions,
         }
         spec = SafePusherSpec(**{k: v for k, v in kwargs.items() if v is not None})
         super(Pusher, self).__init__(spec=spec)

@@ -6,11 +6,14 @@
    request, and every `full_path` must be non-empty and a path of the model's taxonomy.
    A failure is not an exception: the model is not pushed, `pushed` = 0 and
    `infra_check` = the reason, so the run finishes and its summary can say why.
-3. Push: the model and its model card are copied to `<base>/.incoming-<version>`, synced,
-   then renamed to `<base>/<version>` (one rename on one filesystem, so a reader never sees
-   a half-written version). Destinations with a scheme (gs://...) have no rename: files
-   are copied with `saved_model.pb` last (what `newest_model` and TF Serving wait for) and
-   a `_COMPLETE` marker after it.
+3. Push (layout in `schema/serving_layout.py`): under a lock, staging folders of killed
+   pushes are removed; the model and its model card are copied to
+   `<base>/.incoming-<version>` (a number above every existing version), the `_COMPLETE`
+   manifest is written last, everything is synced, then renamed to `<base>/<version>` (one
+   rename on one filesystem, so a reader never sees a half-written version); complete
+   versions beyond the newest `keep_versions` (default 3) are deleted, never the served
+   one. Destinations with a scheme (gs://...) have no rename: files are copied with
+   `saved_model.pb` last and an empty `_COMPLETE` marker after it.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.safe_pusher import model_card
-from schema import features
+from schema import features, serving_layout
 from schema.taxonomy import ancestors
 
 EXAMPLES_KEY = "examples"
@@ -45,9 +48,10 @@ EVAL_SPLIT = "eval"
 INFRA_CHECK_PROPERTY = "infra_check"
 MODEL_CARD_PROPERTY = "model_card"
 
-INCOMING_PREFIX = ".incoming-"
-COMPLETE_MARKER = "_COMPLETE"
-SAVED_MODEL_PB = "saved_model.pb"
+KEEP_VERSIONS_KEY = "keep_versions"
+INCOMING_PREFIX = serving_layout.INCOMING_PREFIX
+COMPLETE_MARKER = serving_layout.COMPLETE_MARKER
+SAVED_MODEL_PB = serving_layout.SAVED_MODEL_PB
 SIGNATURE = "serving_default"
 ASSETS = "assets.extra"
 
@@ -218,55 +222,43 @@ def _fsync_tree(root: str) -> None:
                 os.close(fd)
 
 
-def _free_version(base: str, version: int) -> int:
-    while fileio.exists(os.path.join(base, str(version))) or fileio.exists(
-            os.path.join(base, f"{INCOMING_PREFIX}{version}")):
-        version += 1
-    return version
-
-
 def push_model(model_path: str, base: str, extra_files: Mapping[str, str],
-               version: Optional[int] = None) -> tuple[str, str]:
+               version: Optional[int] = None,
+               keep_versions: int = serving_layout.DEFAULT_KEEP_VERSIONS) -> tuple[str, str]:
     """Copies the model and `extra_files` (name -> text) to `<base>/<version>`; returns
-    (version, serving path). Local: staged in `.incoming-<version>` then renamed."""
+    (version, serving path). Local: under the push lock, staging folders of killed pushes
+    are removed, the version is numbered above every existing one, staged in
+    `.incoming-<version>` with its `_COMPLETE` manifest written last, renamed into place,
+    and complete versions beyond the newest `keep_versions` are deleted."""
     version = int(time.time()) if version is None else version
     if not _is_local(base):
         return _push_by_copy(model_path, base, extra_files, version)
-    os.makedirs(base, exist_ok=True)
-    while True:  # claim a staging folder no other push uses (mkdir is exclusive)
-        version = _free_version(base, version)
+    with serving_layout.push_lock(base):
+        version = max(version, serving_layout.next_version(base, now=time.time()))
+        stale = serving_layout.remove_stale_incoming(base)
+        if stale:
+            logging.warning("SafePusher: removed %s left in %s by a push that did not finish", stale, base)
         staging = os.path.join(base, f"{INCOMING_PREFIX}{version}")
+        target = os.path.join(base, str(version))
+        os.mkdir(staging)
         try:
-            os.mkdir(staging)
-            break
-        except FileExistsError:
-            version += 1
-    try:
-        io_utils.copy_dir(model_path, staging)
-        for name, text in extra_files.items():
-            with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
-                handle.write(text)
-        _fsync_tree(staging)
-        for _ in range(1000):
-            target = os.path.join(base, str(version))
-            if os.path.exists(target):
-                version += 1  # another push took this version meanwhile
-                continue
-            try:
-                os.rename(staging, target)  # atomic on one filesystem
-                break
-            except OSError:
-                if os.path.exists(target) and os.path.isdir(staging):
-                    version += 1  # lost a race for this version
-                    continue
-                raise
-        else:
-            raise RuntimeError(f"no free version under {base} near {version}")
-    except BaseException:
-        if os.path.isdir(staging):
-            fileio.rmtree(staging)
-        raise
-    _fsync_dir(base)
+            io_utils.copy_dir(model_path, staging)
+            for name, text in extra_files.items():
+                with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
+                    handle.write(text)
+            marker = serving_layout.marker_text(staging)
+            with open(os.path.join(staging, COMPLETE_MARKER), "w", encoding="utf-8") as handle:
+                handle.write(marker)
+            _fsync_tree(staging)
+            os.rename(staging, target)  # atomic on one filesystem; the lock keeps `target` free
+        except BaseException:
+            if os.path.isdir(staging):
+                fileio.rmtree(staging)
+            raise
+        _fsync_dir(base)
+        pruned = serving_layout.prune_versions(base, keep_versions)
+        if pruned:
+            logging.info("SafePusher: removed old versions %s (keeping the newest %d)", pruned, keep_versions)
     return str(version), target
 
 
@@ -282,10 +274,11 @@ def _fsync_dir(path: str) -> None:
 
 
 def _push_by_copy(model_path: str, base: str, extra_files: Mapping[str, str], version: int) -> tuple[str, str]:
-    """Object stores have no rename: saved_model.pb is copied last, then `_COMPLETE`."""
+    """Object stores have no rename: saved_model.pb is copied last, then `_COMPLETE`.
+    The version is numbered above every existing one, as a local push's."""
     fileio.makedirs(base)
-    while fileio.exists(os.path.join(base, str(version))):
-        version += 1
+    taken = [int(name.strip("/")) for name in fileio.listdir(base) if name.strip("/").isdigit()]
+    version = max([version] + [v + 1 for v in taken])
     target = os.path.join(base, str(version))
     io_utils.copy_dir(model_path, target, deny_regex_patterns=[r"saved_model\.pb$"])
     for name, text in extra_files.items():
@@ -327,7 +320,9 @@ class Executor(pusher_executor.Executor):
         card = self._model_card(input_dict, model_path, taxonomy, infra)
         files = {model_card.CARD_MD: model_card.render_markdown(card),
                  model_card.CARD_JSON: json.dumps(card, ensure_ascii=False, indent=1)}
-        version, serving_path = push_model(model_path, base, files)
+        keep = exec_properties.get(KEEP_VERSIONS_KEY)
+        keep = serving_layout.DEFAULT_KEEP_VERSIONS if keep is None else int(keep)
+        version, serving_path = push_model(model_path, base, files, keep_versions=keep)
         logging.info("SafePusher: model written to serving path %s", serving_path)
 
         # Archive copy in the PushedModel artifact, as the standard pusher does (with the card).

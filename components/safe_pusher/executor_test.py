@@ -20,7 +20,7 @@ from components.safe_pusher import executor as safe_executor  # noqa: E402
 from components.safe_pusher import model_card  # noqa: E402
 from components.safe_pusher.component import SafePusher  # noqa: E402
 from components.safe_pusher.executor import Executor  # noqa: E402
-from schema import features  # noqa: E402
+from schema import features, serving_layout  # noqa: E402
 from schema.taxonomy import Taxonomy  # noqa: E402
 from trainer.categorize import newest_model  # noqa: E402
 
@@ -139,6 +139,7 @@ def _old_version(tmp_path) -> Path:
     old = _serving(tmp_path) / "1000"
     old.mkdir(parents=True)
     (old / "saved_model.pb").write_bytes(b"old")
+    (old / "_COMPLETE").write_text(serving_layout.marker_text(old))
     return old
 
 
@@ -201,10 +202,56 @@ def test_without_examples_the_smoke_test_is_skipped(tmp_path, models):
 def test_existing_version_is_bumped(tmp_path, models, monkeypatch):
     monkeypatch.setattr(safe_executor.time, "time", lambda: 2000.5)
     (_serving(tmp_path) / "2000").mkdir(parents=True)
-    (_serving(tmp_path) / ".incoming-2001").mkdir()  # someone else's push in flight
+    (_serving(tmp_path) / ".incoming-2001").mkdir()  # left by a killed push
     pushed = _push(tmp_path, models["good"])
     assert pushed.get_string_custom_property("pushed_version") == "2002"
     assert (_serving(tmp_path) / "2002" / "saved_model.pb").exists()
+    # No push holds the lock, so that staging folder was left by a killed push: removed.
+    assert not list(_serving(tmp_path).glob(".incoming-*"))
+
+
+def test_a_complete_version_carries_its_file_manifest(tmp_path, models):
+    pushed = _push(tmp_path, models["good"])
+    target = Path(pushed.get_string_custom_property("pushed_destination"))
+    listed = json.loads((target / "_COMPLETE").read_text())["files"]
+    assert "saved_model.pb" in listed and "model_card.md" in listed
+    assert any(name.startswith("variables/") for name in listed)
+    assert listed == {str(p.relative_to(target)): p.stat().st_size
+                      for p in target.rglob("*") if p.is_file() and p.name != "_COMPLETE"}
+
+
+def test_categorize_skips_a_broken_version_and_names_it(tmp_path, models, capsys):
+    good = Path(_push(tmp_path, models["good"]).get_string_custom_property("pushed_destination"))
+    # A version copied in by hand without its variables, numbered above the good one.
+    broken = _serving(tmp_path) / str(int(good.name) + 5)
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes((good / "saved_model.pb").read_bytes())
+    assert newest_model(tmp_path / "serving", SPEC) == good
+    err = capsys.readouterr().err
+    assert f"warning: skipping {broken}" in err and "_COMPLETE" in err
+    # A complete version whose file shrank (truncated copy) is broken too.
+    (good / "model_card.md").write_text("")
+    with pytest.raises(FileNotFoundError, match="no complete model version"):
+        newest_model(tmp_path / "serving", SPEC)
+    assert "model_card.md has 0 bytes" in capsys.readouterr().err
+
+
+def test_versions_grow_past_a_stray_high_numbered_folder(tmp_path, models):
+    stray = _serving(tmp_path) / "99999999999"
+    stray.mkdir(parents=True)
+    first = _push(tmp_path, models["good"]).get_string_custom_property("pushed_version")
+    second = _push(tmp_path, models["good"]).get_string_custom_property("pushed_version")
+    assert int(first) == 100000000000 and int(second) == int(first) + 1
+    assert newest_model(tmp_path / "serving", SPEC).name == second
+
+
+def test_retention_keeps_the_newest_three_complete_versions(tmp_path, models):
+    hand_made = _serving(tmp_path) / "5"
+    hand_made.mkdir(parents=True)  # broken: no marker; left for a person to look at
+    versions = [_push(tmp_path, models["good"]).get_string_custom_property("pushed_version") for _ in range(5)]
+    left = sorted((p.name for p in _serving(tmp_path).iterdir() if p.name.isdigit()), key=int)
+    assert left == sorted(["5"] + versions[-3:], key=int)
+    assert newest_model(tmp_path / "serving", SPEC).name == versions[-1]
 
 
 def test_readers_never_see_a_partial_version(tmp_path, models, monkeypatch):
@@ -376,3 +423,25 @@ def test_push_by_copy_fallback_writes_saved_model_then_complete_marker(tmp_path,
     assert version == "8" and target == str(_serving(tmp_path) / "8")
     assert order == ["model_card.md", "saved_model.pb", "_COMPLETE"]
     assert (Path(target) / "variables").is_dir() and (Path(target) / "model_card.md").read_text() == "# card"
+    assert newest_model(tmp_path / "serving", SPEC) == Path(target)  # an empty marker: an object-store push
+
+
+def test_pushes_to_one_folder_take_turns_and_leave_only_versions(tmp_path, models):
+    base = _serving(tmp_path)
+    order = []
+
+    def hold():
+        with serving_layout.push_lock(base):
+            order.append("held")
+            time.sleep(0.3)
+            order.append("released")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while not order:
+        time.sleep(0.01)
+    version = _push(tmp_path, models["good"]).get_string_custom_property("pushed_version")
+    order.append("pushed")
+    holder.join()
+    assert order == ["held", "released", "pushed"]
+    assert [p.name for p in base.iterdir()] == [version]
