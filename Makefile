@@ -53,8 +53,8 @@ image:
 # The image's lock and smoke test without Docker: a fresh venv on the image's exact Python
 # (pyenv's 3.11.7; IMAGE_PYTHON=... to use another), the lock installed from the public
 # registry alone (pip --isolated: no pip config or PIP_* variables, so no local wheel
-# folder or extra index; no cache), then kubeflow/image_smoke_test.py in it. About 5
-# minutes on 2 cores (BENCHMARKS.md); not part of `make test`.
+# folder or extra index; no cache), then kubeflow/image_smoke_test.py in it. It downloads
+# and installs the whole lock, minutes (BENCHMARKS.md), so it is not part of `make test`.
 IMAGE_PYTHON ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.11.7/bin/python
 CHECK_VENV ?= .cache/image-check-venv
 image-check:

@@ -173,6 +173,10 @@ class ImageEncoder:
                 options.intra_op_num_threads = self.threads
                 options.inter_op_num_threads = 1
                 options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Idle threads sleep instead of spinning: the cores are shared with
+                # TensorFlow (categorize's serving model, Beam) and other processes, and
+                # spinning threads lost most of the throughput there (BENCHMARKS.md).
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = onnxruntime.InferenceSession(
                     efficientnet_lite0.build_model().SerializeToString(), options,
                     providers=["CPUExecutionProvider"])
