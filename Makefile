@@ -62,6 +62,7 @@ image-check:
 	rm -rf $(CHECK_VENV)
 	$(IMAGE_PYTHON) -m venv $(CHECK_VENV)
 	$(CHECK_VENV)/bin/pip --isolated install -q --no-cache-dir --ignore-requires-python -c constraints.txt -r requirements.txt
+	$(CHECK_VENV)/bin/pip --isolated check
 	@! $(CHECK_VENV)/bin/pip --isolated list 2>/dev/null | grep -iE '^(torch|nvidia-|triton)' || { echo "error: torch or CUDA packages in the image lock" >&2; exit 1; }
 	$(CHECK_VENV)/bin/python -m kubeflow.image_smoke_test
 

@@ -71,7 +71,7 @@ class _TensorRef:
     def array(self) -> np.ndarray:
         data = self.storage.data
         if not self.size:
-            return data[self.offset].copy()
+            return np.array(data[self.offset])
         itemsize = data.dtype.itemsize
         needed = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1
         if min(self.size) > 0 and needed > data.size:
