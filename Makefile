@@ -42,11 +42,12 @@ compile: install
 	$(PY) pipeline.py compile --output outputs/pipeline.json
 
 # The cluster image, tagged with the commit it is built from (immutable; never :latest).
-# A tree with uncommitted changes has no commit to name, so it is refused.
+# Changed or untracked files among what the image copies have no commit to name: refused.
 IMAGE_REPO ?= categorize-pipeline
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD)
+IMAGE_SOURCES := requirements.txt constraints.txt pipeline.py schema components trainer evaluator kubeflow
 image:
-	@git diff --quiet HEAD -- || { echo "error: uncommitted changes; commit first (the image tag is the commit, $(IMAGE_TAG))" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(IMAGE_SOURCES))" || { echo "error: uncommitted changes in $(IMAGE_SOURCES); commit first (the image tag is the commit, $(IMAGE_TAG))" >&2; git status --short -- $(IMAGE_SOURCES) >&2; exit 1; }
 	docker build -f kubeflow/Dockerfile -t $(IMAGE_REPO):$(IMAGE_TAG) .
 	@echo "built $(IMAGE_REPO):$(IMAGE_TAG)"
 
