@@ -7,7 +7,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test test-fast flipkart bench clean image compile
+.PHONY: install run test test-fast flipkart bench clean image image-check compile
 
 install: $(STAMP)
 
@@ -41,8 +41,31 @@ bench: install
 compile: install
 	$(PY) pipeline.py compile --output outputs/pipeline.json
 
+# The cluster image, tagged with the commit it is built from (immutable; never :latest).
+# Changed or untracked files among what the image copies have no commit to name: refused.
+IMAGE_REPO ?= categorize-pipeline
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD)
+IMAGE_SOURCES := requirements.txt constraints.txt pipeline.py pipeline_definition.py schema components trainer evaluator kubeflow
 image:
-	docker build -f kubeflow/Dockerfile -t $${IMAGE:-categorize-pipeline:latest} .
+	@test -z "$$(git status --porcelain -- $(IMAGE_SOURCES))" || { echo "error: uncommitted changes in $(IMAGE_SOURCES); commit first (the image tag is the commit, $(IMAGE_TAG))" >&2; git status --short -- $(IMAGE_SOURCES) >&2; exit 1; }
+	docker build -f kubeflow/Dockerfile -t $(IMAGE_REPO):$(IMAGE_TAG) .
+	@echo "built $(IMAGE_REPO):$(IMAGE_TAG)"
+
+# The image's lock and smoke test without Docker: a fresh venv on the image's exact Python
+# (pyenv's 3.11.7; IMAGE_PYTHON=... to use another), the lock installed from the public
+# registry alone (pip --isolated: no pip config or PIP_* variables, so no local wheel
+# folder or extra index; no cache), then kubeflow/image_smoke_test.py in it. It downloads
+# and installs the whole lock, minutes (BENCHMARKS.md), so it is not part of `make test`.
+IMAGE_PYTHON ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.11.7/bin/python
+CHECK_VENV ?= .cache/image-check-venv
+image-check:
+	@test -x $(IMAGE_PYTHON) || { echo "error: $(IMAGE_PYTHON) not found: the image's Python (3.11.7); set IMAGE_PYTHON" >&2; exit 1; }
+	rm -rf $(CHECK_VENV)
+	$(IMAGE_PYTHON) -m venv $(CHECK_VENV)
+	$(CHECK_VENV)/bin/pip --isolated install -q --no-cache-dir --ignore-requires-python -c constraints.txt -r requirements.txt
+	$(CHECK_VENV)/bin/pip --isolated check
+	@! $(CHECK_VENV)/bin/pip --isolated list 2>/dev/null | grep -iE '^(torch|nvidia-|triton)' || { echo "error: torch or CUDA packages in the image lock" >&2; exit 1; }
+	$(CHECK_VENV)/bin/python -m kubeflow.image_smoke_test
 
 clean:
 	rm -rf pipelines serving outputs

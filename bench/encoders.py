@@ -1,10 +1,13 @@
-"""Throughput of the two pretrained encoders, by batch size and torch threads.
+"""Throughput of the two pretrained encoders, by batch size and threads.
 
-    .venv/bin/python bench/encoders.py [--images 256] [--texts 4000]
+    .venv/bin/python bench/encoders.py [--images 256] [--texts 4000] [--torch]
 
 Images: EfficientNet-Lite0 on photos of the shared fashion catalog, decoded once up front
 (decoding is timed apart), then embedded for each (threads, batch size) after a warm-up
-of three batches. Texts: the multilingual sentence encoder on catalog titles, in calls of
+of three batches, best of `--repeats` runs. `--torch` also times the PyTorch encoder the
+project ran before (bench/torch_reference.py; needs torch, which the lock no longer
+installs) on the same pixels, alternating with the ONNX Runtime one, and prints the largest
+difference of their features. Texts: the multilingual sentence encoder on catalog titles, in calls of
 512 as `categorize` makes them (the encoder's batches of 64 inside), with 1 and 2 batches
 encoded concurrently (`TextEncoder(workers=...)`).
 No embedding cache: every number is model time. This is what chose the encoders'
@@ -33,7 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[2, 4, 8, 16, 64])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 64])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--torch", action="store_true", help="compare with the previous PyTorch encoder")
     args = parser.parse_args(argv)
 
     from components.embedder import encoders
@@ -48,14 +53,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     decode = len(data) / (time.perf_counter() - start)
 
     print(f"images: {len(data)} photos; JPEG decode + resize: {decode:,.0f} images/s (one thread)\n")
-    print("| torch threads | batch size | images/s |\n|---|---|---|")
+    if args.torch:
+        from torch_reference import TorchImageEncoder
+
+        print("| threads | batch size | ONNX Runtime images/s | PyTorch (previous) images/s | max feature difference |\n"
+              "|---|---|---|---|---|")
+    else:
+        print("| threads | batch size | ONNX Runtime images/s |\n|---|---|---|")
     for threads in args.threads:
         for batch in args.batch_sizes:
-            encoder = encoders.ImageEncoder(batch_size=batch, threads=threads)
-            encoder.embed_pixels(pixels[:3 * batch])  # warm-up (TorchScript optimises on its first calls)
-            start = time.perf_counter()
-            encoder.embed_pixels(pixels)
-            print(f"| {threads} | {batch} | {len(pixels) / (time.perf_counter() - start):,.1f} |", flush=True)
+            contenders = {"onnxruntime": encoders.ImageEncoder(batch_size=batch, threads=threads)}
+            if args.torch:
+                contenders["torch"] = TorchImageEncoder(batch_size=batch, threads=threads)
+            best = {name: 0.0 for name in contenders}
+            features = {}
+            for name, encoder in contenders.items():
+                encoder.embed_pixels(pixels[:3 * batch])  # warm-up (both optimise on their first calls)
+            for _ in range(args.repeats):
+                for name, encoder in contenders.items():
+                    start = time.perf_counter()
+                    features[name] = encoder.embed_pixels(pixels)
+                    best[name] = max(best[name], len(pixels) / (time.perf_counter() - start))
+            row = f"| {threads} | {batch} | {best['onnxruntime']:,.1f} |"
+            if args.torch:
+                diff = float(np.abs(features["onnxruntime"] - features["torch"]).max())
+                row += f" {best['torch']:,.1f} | {diff:.1e} |"
+            print(row, flush=True)
 
     titles = [r["productDisplayName"] for r in rows[: args.texts]]
     print(f"\ntexts: {len(titles):,} titles, in calls of 512 (as `categorize` makes them), "

