@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from schema.config import BEAM_MODES, DEFAULT_CATALOG, PipelineConfig  # noqa: E402
+from schema.config import BEAM_MODES, DEFAULT_CATALOG, Gate, PipelineConfig  # noqa: E402
 
 
 def create_pipeline(config: PipelineConfig):
@@ -50,7 +50,7 @@ def create_pipeline(config: PipelineConfig):
     from components.strict_example_validator.component import StrictExampleValidator
     from components.taxonomy_aware.component import TaxonomyTrainer, TaxonomyTransform
     from components.taxonomy_gen.component import TaxonomyGen
-    from evaluator.eval_config import Gate, build_eval_config
+    from evaluator.eval_config import build_eval_config
     from trainer.local_cluster import LOCAL_WORKERS_CONFIG
     from trainer.preprocessing import CHAR_NGRAMS_CONFIG, HASH_BUCKETS_CONFIG, NGRAM_WEIGHTING_CONFIG
     from trainer.presets import get_preset
@@ -127,13 +127,6 @@ def create_pipeline(config: PipelineConfig):
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    gate = Gate(
-        min_hierarchical_f1=config.min_hierarchical_f1,
-        min_leaf_accuracy=config.min_leaf_accuracy,
-        f1_margin_over_baseline=config.f1_margin_over_baseline,
-        coverage_tolerance=config.coverage_tolerance,
-        slice_tolerance=config.slice_tolerance,
-    )
     # Baseline: the model in production, or on the first run this run's bag-of-words model.
     baseline = BaselineSelector(
         fallback_model=baseline_trainer.outputs["model"], blessed_model=latest_blessed.outputs["model"]
@@ -142,7 +135,7 @@ def create_pipeline(config: PipelineConfig):
         examples=model_examples,
         model=model_trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline"],
-        eval_config=build_eval_config(spec, spec.max_depth, gate, with_baseline=True),
+        eval_config=build_eval_config(spec, spec.max_depth, config.gate, with_baseline=True),
         example_splits=["eval"],
     )
     # Static HTML review: metrics per slice vs the baseline, verdict, curve, confusions, errors.
@@ -218,9 +211,18 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rows", type=int, default=None, help="read only the first N rows (development)")
     parser.add_argument("--preset", default=os.environ.get("MODEL_PRESET", "default"),
                         help="model size preset: small, default or large")
-    parser.add_argument("--min-hf1", type=float, default=0.5, help="absolute floor on hierarchical F1")
-    parser.add_argument("--f1-margin", type=float, default=1e-6,
-                        help="candidate must beat the baseline's hF1 by at least this (a tie is not a win)")
+    gate = Gate()  # the defaults' one home (schema/config.py)
+    parser.add_argument("--min-hf1", type=float, default=gate.min_full_path_hierarchical_f1,
+                        help="floor on the candidate's hierarchical F1 of the decoded path")
+    parser.add_argument("--min-gain", type=float, default=gate.min_gain,
+                        help="the lower confidence bound of the leaf-accuracy gain over the baseline must "
+                             "reach this (> 0: a tie is not a win)")
+    parser.add_argument("--slice-tolerance", type=float, default=gate.slice_tolerance,
+                        help="a top-level slice blocks only on a significant leaf-accuracy loss larger than this")
+    parser.add_argument("--coverage-tolerance", type=float, default=gate.coverage_tolerance,
+                        help="overall coverage blocks only on a significant loss larger than this")
+    parser.add_argument("--gate-confidence", type=float, default=gate.confidence,
+                        help="two-sided confidence of the gate's intervals")
     parser.add_argument("--target-precision", type=float, default=0.95,
                         help="precision the per-node thresholds aim for on the calibration split (0 = off)")
     parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)
@@ -251,8 +253,9 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
         serving_dir=args.serving_dir,
         max_rows=args.max_rows,
         preset=args.preset,
-        min_hierarchical_f1=args.min_hf1,
-        f1_margin_over_baseline=args.f1_margin,
+        gate=Gate(min_full_path_hierarchical_f1=args.min_hf1, min_gain=args.min_gain,
+                  slice_tolerance=args.slice_tolerance, coverage_tolerance=args.coverage_tolerance,
+                  confidence=args.gate_confidence),
         target_precision=args.target_precision,
         shuffle_labels=args.shuffle_labels,
         enable_cache=not args.no_cache,
@@ -294,6 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
+    from schema.config import GateError
 
     try:
         if args.command == "run":
@@ -315,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             kubeflow_runner.compile_from_args(args, _config_from_args)
         elif args.command == "submit":
             kubeflow_runner.submit_from_args(args, _config_from_args)
-    except (SpecError, CatalogError, FileNotFoundError) as err:
+    except (SpecError, CatalogError, GateError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
