@@ -196,8 +196,38 @@ def test_unchanged_rerun_is_compared_with_the_first_model_and_not_pushed_again(f
     _run(catalog, "fashion", root, serving)
     out = capsys.readouterr().out
     assert "baseline: latest_blessed model" in out
-    assert "blessed: False" in out and "change of hierarchical_f1" in out
+    assert "blessed: False" in out and "no significant win on Overall" in out
     assert _versions(serving, "fashion") == before
+
+
+def test_review_notebook_runs_headless(fashion_run):
+    """evaluator/review.ipynb as a reviewer runs it, against this run's Evaluator and
+    ReviewReport outputs: every cell must succeed (TFMA's load_eval_result, the slicing
+    view, the comparison table with intervals, the verdict in the gate's words)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    _, root, _ = fashion_run
+    notebook = nbformat.read(str(Path(pipeline.PROJECT_ROOT) / "evaluator" / "review.ipynb"), as_version=4)
+    env = {"EVAL_URI": str(_only(root, "Evaluator", "evaluation")),
+           "REPORT_URI": str(_only(root, "ReviewReport", "report"))}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(pipeline.PROJECT_ROOT)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert not any(o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", []))
+    assert "slices" in text and "validation_ok:" in text
+    assert "products per slice: {'Overall': " in text
+    assert "leaf_accuracy" in text and "difference" in text and "[" in text  # intervals in the table
 
 
 def test_worse_candidate_is_not_pushed(fashion_run, capsys):
@@ -205,7 +235,8 @@ def test_worse_candidate_is_not_pushed(fashion_run, capsys):
     before = _versions(serving, "fashion")
     _run(catalog, "fashion", root, serving, "--shuffle-labels")
     assert _versions(serving, "fashion") == before
-    assert "blessed: False" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "blessed: False" in out and "no significant win on Overall" in out
 
 
 def test_better_candidate_is_pushed_as_a_new_version(fashion_run, capsys):
@@ -223,7 +254,7 @@ def test_better_candidate_is_pushed_as_a_new_version(fashion_run, capsys):
     for line in out.splitlines():
         if line.startswith("metrics ["):
             name = line.split("[")[1].split("]")[0]
-            metrics[name] = float(line.split("hierarchical_f1=")[1].split(",")[0])
+            metrics[name] = float(line.split("leaf_accuracy=")[1].split(",")[0])
     assert metrics["candidate"] > metrics["baseline"]
 
 

@@ -121,6 +121,12 @@ def read_intervals(evaluation_uri: str) -> report.Intervals:
     for record in tfma.load_metrics(evaluation_uri):
         per_model = out.setdefault(_record_slice_name(record), {})
         for kv in record.metric_keys_and_values:
+            if kv.key.name == report.EXAMPLE_COUNT and not kv.key.is_diff:  # a count is exact
+                count = _double(kv.value)
+                if count is not None:
+                    per_model.setdefault(kv.key.model_name or report.CANDIDATE, {})[kv.key.name] = Interval(
+                        count, count, count)
+                continue
             if not kv.HasField("confidence_interval"):
                 continue
             value = _double(kv.value)
