@@ -5,14 +5,21 @@ thresholded `category_path` and the decoded `full_path`). Paths are augmented wi
 their ancestors (Kiritchenko et al.): hP = sum|P n T| / sum|P|, hR = sum|P n T| / sum|T|,
 micro-averaged over products.
 
-Every value is its own named `tfma.metrics.Metric`, because TFMA binds a threshold only
-to the key named after the metric; each is computed per model, so the candidate versus
-baseline differences exist. One shared accumulator keeps the combiners tiny.
+`PathMetrics` is one combiner over all models of the evaluation: it keeps each labelled
+product's counters for every model side by side (so the models stay paired) and emits,
+per slice, every value of VALUES for each model and the candidate-minus-baseline
+difference (a TFMA diff key), each as a BoundedValue, which TFMA writes as the value plus
+its `confidence_interval` (evaluator/stats.py), and the slice's `example_count`.
+
+The gate's checks are thin named metrics (`gate_*`, GATE_CLASSES): TFMA binds a threshold
+only to the key named after the metric and its validator reads floats, so each is a
+DerivedMetricComputation turning PathMetrics' intervals into one float with a plain value
+threshold (evaluator/eval_config.py). Their base computation is PathMetrics' own, which
+TFMA de-duplicates (same combiner class and keys), so the products are combined once.
 """
 from __future__ import annotations
 
 import collections
-import math
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import apache_beam as beam
@@ -238,7 +245,7 @@ class _PathMetricsCombiner(beam.CombineFn):
         for m, model in enumerate(self._models):
             counters = {name: rows[:, m, i].astype(np.float64) for i, name in enumerate(COUNTERS)}
             totals = {name: float(v.sum()) for name, v in counters.items()}
-            replicates = {name: weights @ counters[name] for name in _BOOTSTRAP_COUNTERS}
+            replicates = stats.replicate({name: counters[name] for name in _BOOTSTRAP_COUNTERS}, weights)
             per_model[model] = (counters, totals, replicates)
         out: Dict[metric_types.MetricKey, Any] = {}
         for model in self._models:
