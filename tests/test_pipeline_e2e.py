@@ -108,8 +108,13 @@ def test_every_artifact_is_there(fashion_run):
     for name in ("hierarchical_f1", "hierarchical_precision", "hierarchical_recall", "coverage",
                  "accuracy_level_1", "accuracy_level_2", "accuracy_level_3", "leaf_accuracy"):
         assert name in values, name
-    assert values["accuracy_level_1"]["doubleValue"] > 0.8
-    assert values["hierarchical_f1"]["doubleValue"] > 0.5
+    # Every value carries its confidence interval: TFMA shows it as a bounded value.
+    for name in ("accuracy_level_1", "hierarchical_f1", "leaf_accuracy"):
+        bounded = values[name]["boundedValue"]
+        assert bounded["lowerBound"] <= bounded["value"] <= bounded["upperBound"], name
+    assert values["accuracy_level_1"]["boundedValue"]["value"] > 0.8
+    assert values["hierarchical_f1"]["boundedValue"]["value"] > 0.5
+    assert values["example_count"]["doubleValue"] > 0
     slices = {s for s, _ in result.slicing_metrics}
     assert any(s and s[0][0] == "level_1" for s in slices)
     assert any(s and s[0][0] == "gender" for s in slices)
