@@ -45,8 +45,9 @@ class Gate:
     min_full_path_hierarchical_f1: float = 0.5
     min_leaf_accuracy: float = 0.3
     # A win: the lower confidence bound of the leaf-accuracy gain over the baseline must
-    # reach this (> 0, so a tie, the same model evaluated again, is not a win).
-    min_gain: float = 0.001
+    # reach this: above 0, i.e. a significant gain (a tie, such as the same model evaluated
+    # again, has the interval [0, 0] and is not a win).
+    min_gain: float = 1e-6
     # A top-level category slice blocks only when its leaf accuracy drops significantly
     # (the interval's upper bound below 0) AND by more than this.
     slice_tolerance: float = 0.05
