@@ -93,6 +93,12 @@ def test_every_artifact_is_there(fashion_run):
     info = json.loads((model / "assets.extra" / "model_info.json").read_text())
     assert info["loss_history"][-1] < info["loss_history"][0]
     assert 0 < info["train_seconds"] and info["train_examples_per_second"] > 0  # bench/training.py reads these
+    # TensorBoard logs in the Trainer's model_run artifact, where the report links them.
+    model_run = _only(root, "TaxonomyTrainer", "model_run")
+    assert list(model_run.glob("train/events.out.tfevents.*")) and list(model_run.glob("validation/events.*"))
+    assert info["tensorboard_logs"] == str(model_run)
+    report_page = (_only(root, "ReviewReport", "report") / "index.html").read_text()
+    assert f"tensorboard --logdir {model_run}" in report_page
     import tensorflow as tf
 
     saved = [name for name, _ in tf.train.list_variables(str(model / "variables" / "variables"))]
