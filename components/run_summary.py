@@ -74,7 +74,7 @@ SUMMARY_METRICS = ("leaf_accuracy", "full_path_hierarchical_f1", "coverage", "no
 
 
 def overall_lines(evaluation_uri: str) -> list[str]:
-    """Candidate, baseline and paired difference with their 95% intervals (overall slice)."""
+    """Candidate, baseline and paired difference with their intervals (overall slice)."""
     from components.review_report.executor import read_intervals
     from evaluator.report import BASELINE, CANDIDATE, DIFFERENCE, OVERALL
 
@@ -157,7 +157,11 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
     if evaluation is not None:
         summary["intervals"] = overall_lines(evaluation.uri)
         if summary["intervals"]:
-            print("overall on the eval split, value [95% interval] (difference: paired, candidate - baseline):")
+            from components.review_report.executor import read_confidence
+
+            confidence = read_confidence(evaluation.uri)
+            level = f"{confidence:.0%}" if confidence else "confidence"
+            print(f"overall on the eval split, value [{level} interval] (difference: paired, candidate - baseline):")
             for line in summary["intervals"]:
                 print(line)
     if summary["baseline"]:

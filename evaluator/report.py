@@ -107,6 +107,7 @@ class ReportData:
     generated: Optional[str] = None  # timestamp text; now (UTC) when None
     intervals: Intervals = dataclasses.field(default_factory=dict)  # confidence intervals, when written
     tensorboard: Optional[str] = None  # the Trainer's TensorBoard log folder (model_run artifact)
+    confidence: Optional[float] = None  # two-sided confidence of the intervals (the gate's)
 
 
 # ---------------------------------------------------------------------------- paths
@@ -497,6 +498,10 @@ def _diff_class(diff: Optional[float], failed: bool) -> str:
     return " ".join(classes)
 
 
+def _confidence_text(confidence: Optional[float]) -> str:
+    return f"{confidence:.0%}" if confidence else "two-sided"
+
+
 def _ci(intervals: Mapping[str, Interval], name: str) -> str:
     """' [lower, upper]' of a metric's interval, '' when none was written."""
     value = intervals.get(name)
@@ -550,7 +555,8 @@ def _metrics_html(data: ReportData, descriptions: Mapping[str, str]) -> str:
     else:
         out.append('<p class="small">Red: the candidate is worse than the baseline (all metrics '
                    'here are higher-is-better). \u2717: a threshold failed on this metric and slice. '
-                   'Brackets: 95% confidence interval over the slice\'s products (exact for shares, '
+                   f'Brackets: {_confidence_text(data.confidence)} confidence interval over the slice\'s '
+                   'products (exact for shares, '
                    'bootstrap for ratios; the difference is paired over the same products).</p>')
     if OVERALL in metrics:
         out.append(f"<h3>{OVERALL}</h3>")

@@ -191,6 +191,9 @@ def test_tfma_output_has_intervals_and_counts_per_slice(gate_runs):
     assert math.isclose(shoes.value.double_value.value, -30 / 50)
     assert shoes.confidence_interval.upper_bound.double_value.value < 0
     assert seen[("level_1 = Bags", "example_count", "candidate", False)].value.double_value.value == 3
+    from components.review_report.executor import read_confidence
+
+    assert read_confidence(regression) == Gate().confidence  # what the report and summary print
     for model in ("candidate", "baseline"):
         kv = seen[("Overall", "full_path_hierarchical_f1", model, False)]
         ci = kv.confidence_interval

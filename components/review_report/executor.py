@@ -139,6 +139,25 @@ def read_intervals(evaluation_uri: str) -> report.Intervals:
     return out
 
 
+def read_confidence(evaluation_uri: str) -> Optional[float]:
+    """The intervals' confidence, from the eval config TFMA stored with its output."""
+    import json
+
+    from tensorflow_model_analysis.writers.eval_config_writer import load_eval_run
+
+    try:
+        config = load_eval_run(evaluation_uri)[0]
+    except Exception:  # noqa: BLE001 - no readable eval_config.json
+        return None
+    if config is None:
+        return None
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name == "PathMetrics" and metric.config:
+                return json.loads(metric.config).get("confidence")
+    return None
+
+
 def _failure(slice_text: str, failure) -> report.ThresholdFailure:
     key, threshold = failure.metric_key, failure.metric_threshold
     value = _double(failure.metric_value)
@@ -343,6 +362,7 @@ class Executor(base_executor.BaseExecutor):
         data = report.ReportData(
             metrics=read_metrics(evaluation.uri),
             intervals=read_intervals(evaluation.uri),
+            confidence=read_confidence(evaluation.uri),
             tensorboard=_model_info(model.uri).get("tensorboard_logs"),
             validation=read_validation(evaluation.uri),
             examples=examples,

@@ -307,7 +307,8 @@ def render_markdown(card: Mapping[str, Any]) -> str:
             lines.append("")
         lines += ["### Overall", ""]
         if cand_ci:
-            lines += ["Brackets: 95% confidence interval over the eval products (exact for shares, bootstrap for "
+            lines += ["Brackets: two-sided confidence interval at the gate's confidence (95% unless "
+                      "`--gate-confidence` set another) over the eval products (exact for shares, bootstrap for "
                       "ratios; the difference is paired over the same products).", ""]
         if base:
             lines += _table(["metric", "candidate", "baseline", "difference"],
