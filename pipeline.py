@@ -28,7 +28,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipeline_definition import create_pipeline  # noqa: E402,F401  (the one definition; re-exported)
-from schema.config import BEAM_MODES, DEFAULT_CATALOG, PipelineConfig  # noqa: E402
+from schema.config import BEAM_MODES, DEFAULT_CATALOG, Gate, PipelineConfig  # noqa: E402
 
 
 def run_local(config: PipelineConfig) -> None:
@@ -54,9 +54,18 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rows", type=int, default=None, help="read only the first N rows (development)")
     parser.add_argument("--preset", default=os.environ.get("MODEL_PRESET", "default"),
                         help="model size preset: small, default or large")
-    parser.add_argument("--min-hf1", type=float, default=0.5, help="absolute floor on hierarchical F1")
-    parser.add_argument("--f1-margin", type=float, default=1e-6,
-                        help="candidate must beat the baseline's hF1 by at least this (a tie is not a win)")
+    gate = Gate()  # the defaults' one home (schema/config.py)
+    parser.add_argument("--min-hf1", type=float, default=gate.min_full_path_hierarchical_f1,
+                        help="floor on the candidate's hierarchical F1 of the decoded path")
+    parser.add_argument("--min-gain", type=float, default=gate.min_gain,
+                        help="the lower confidence bound of the leaf-accuracy gain over the baseline must "
+                             "reach this (> 0: a tie is not a win)")
+    parser.add_argument("--slice-tolerance", type=float, default=gate.slice_tolerance,
+                        help="a top-level slice blocks only on a significant leaf-accuracy loss larger than this")
+    parser.add_argument("--coverage-tolerance", type=float, default=gate.coverage_tolerance,
+                        help="overall coverage blocks only on a significant loss larger than this")
+    parser.add_argument("--gate-confidence", type=float, default=gate.confidence,
+                        help="two-sided confidence of the gate's intervals")
     parser.add_argument("--target-precision", type=float, default=0.95,
                         help="precision the per-node thresholds aim for on the calibration split (0 = off)")
     parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)
@@ -87,8 +96,9 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
         serving_dir=args.serving_dir,
         max_rows=args.max_rows,
         preset=args.preset,
-        min_hierarchical_f1=args.min_hf1,
-        f1_margin_over_baseline=args.f1_margin,
+        gate=Gate(min_full_path_hierarchical_f1=args.min_hf1, min_gain=args.min_gain,
+                  slice_tolerance=args.slice_tolerance, coverage_tolerance=args.coverage_tolerance,
+                  confidence=args.gate_confidence),
         target_precision=args.target_precision,
         shuffle_labels=args.shuffle_labels,
         enable_cache=not args.no_cache,
@@ -134,9 +144,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
+    from schema.config import GateError
     from trainer.categorize import CategorizeError
 
-    user_errors: tuple[type[BaseException], ...] = (SpecError, CatalogError, CategorizeError, FileNotFoundError)
+    user_errors: tuple[type[BaseException], ...] = (SpecError, CatalogError, CategorizeError, GateError,
+                                                       FileNotFoundError)
     if args.command in ("compile", "submit"):
         from kubeflow.compiler import ImageError
         from kubeflow.submit import SubmitError

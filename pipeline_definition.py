@@ -35,7 +35,7 @@ def create_pipeline(config: PipelineConfig):
     from components.strict_example_validator.component import StrictExampleValidator
     from components.taxonomy_aware.component import TaxonomyTrainer, TaxonomyTransform
     from components.taxonomy_gen.component import TaxonomyGen
-    from evaluator.eval_config import Gate, build_eval_config
+    from evaluator.eval_config import build_eval_config
     from trainer.local_cluster import LOCAL_WORKERS_CONFIG
     from trainer.preprocessing import CHAR_NGRAMS_CONFIG, HASH_BUCKETS_CONFIG, NGRAM_WEIGHTING_CONFIG
     from trainer.presets import get_preset
@@ -114,13 +114,6 @@ def create_pipeline(config: PipelineConfig):
             model=Channel(type=standard_artifacts.Model),
             model_blessing=Channel(type=standard_artifacts.ModelBlessing),
         ).with_id("latest_blessed_model_resolver")
-    gate = Gate(
-        min_hierarchical_f1=config.min_hierarchical_f1,
-        min_leaf_accuracy=config.min_leaf_accuracy,
-        f1_margin_over_baseline=config.f1_margin_over_baseline,
-        coverage_tolerance=config.coverage_tolerance,
-        slice_tolerance=config.slice_tolerance,
-    )
     # Baseline: the model in production, or on the first run this run's bag-of-words model.
     baseline = BaselineSelector(
         fallback_model=baseline_trainer.outputs["model"],
@@ -131,7 +124,7 @@ def create_pipeline(config: PipelineConfig):
         examples=model_examples,
         model=model_trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline"],
-        eval_config=build_eval_config(spec, spec.max_depth, gate, with_baseline=True),
+        eval_config=build_eval_config(spec, spec.max_depth, config.gate, with_baseline=True),
         example_splits=["eval"],
     )
     # Static HTML review: metrics per slice vs the baseline, verdict, curve, confusions, errors.

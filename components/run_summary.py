@@ -61,23 +61,30 @@ def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 
 
 def failing_checks(evaluation_uri: str) -> list[str]:
-    """The thresholds the candidate missed, one readable line each."""
-    import tensorflow_model_analysis as tfma
+    """The checks the candidate missed, one readable line each, in the gate's own words
+    (the same sentences as the review report)."""
+    from components.review_report.executor import read_intervals, read_validation
+    from evaluator.report import explain_failures
 
-    result = tfma.load_validation_result(evaluation_uri)
+    return explain_failures(read_validation(evaluation_uri).failures, read_intervals(evaluation_uri))
+
+
+# The overall values the summary prints, each with its interval.
+SUMMARY_METRICS = ("leaf_accuracy", "full_path_hierarchical_f1", "coverage", "node_precision", "hierarchical_f1")
+
+
+def overall_lines(evaluation_uri: str) -> list[str]:
+    """Candidate, baseline and paired difference with their intervals (overall slice)."""
+    from components.review_report.executor import read_intervals
+    from evaluator.report import BASELINE, CANDIDATE, DIFFERENCE, OVERALL
+
+    overall = read_intervals(evaluation_uri).get(OVERALL, {})
     lines = []
-    for per_slice in result.metric_validations_per_slice:
-        where = ", ".join(f"{k.column}={k.bytes_value.decode() if k.bytes_value else k.int64_value}"
-                          for k in per_slice.slice_key.single_slice_keys) or "overall"
-        for failure in per_slice.failures:
-            threshold = failure.metric_threshold
-            if threshold.HasField("change_threshold"):
-                bound = f"change vs baseline >= {threshold.change_threshold.absolute.value:+.4f}"
-            else:
-                bound = f">= {threshold.value_threshold.lower_bound.value:.4f}"
-            what = "change of " if failure.metric_key.is_diff else ""
-            lines.append(f"{where}: {what}{failure.metric_key.name} = "
-                         f"{failure.metric_value.double_value.value:+.4f}, needs {bound}")
+    for name in SUMMARY_METRICS:
+        parts = [f"{who} {overall[who][name].text()}" for who in (CANDIDATE, BASELINE, DIFFERENCE)
+                 if name in overall.get(who, {})]
+        if parts:
+            lines.append(f"  {name}: " + ", ".join(parts))
     return lines
 
 
@@ -143,9 +150,20 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
     for model_name, values in sorted(summary["metrics"].items()):
         shown = ", ".join(
             f"{k}={v:.4f}" for k, v in sorted(values.items())
-            if not math.isnan(v) and (k.startswith(("accuracy_level", "hierarchical_f1", "coverage", "leaf_accuracy")))
+            if not math.isnan(v) and (k.startswith(("accuracy_level", "hierarchical_f1", "full_path_hierarchical_f1",
+                                                    "coverage", "leaf_accuracy")))
         )
         print(f"metrics [{model_name}]: {shown}")
+    if evaluation is not None:
+        summary["intervals"] = overall_lines(evaluation.uri)
+        if summary["intervals"]:
+            from components.review_report.executor import read_confidence
+
+            confidence = read_confidence(evaluation.uri)
+            level = f"{confidence:.0%}" if confidence else "confidence"
+            print(f"overall on the eval split, value [{level} interval] (difference: paired, candidate - baseline):")
+            for line in summary["intervals"]:
+                print(line)
     if summary["baseline"]:
         print(f"baseline: {summary['baseline']} model ({prop(baseline, 'source_uri', '')})")
     print(f"blessed: {summary['blessed']}   pushed: {summary['pushed']}"
@@ -154,6 +172,10 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
     if report is not None:
         summary["report"] = prop(report, "report_path", "")
         print(f"review report (open in a browser): {summary['report']}")
+    model_run = newest(store, "ModelRun", producer="TaxonomyTrainer")
+    if model_run is not None:
+        summary["tensorboard"] = model_run.uri
+        print(f"training curves: tensorboard --logdir {model_run.uri}")
     if pushed is not None and prop(pushed, "infra_check"):
         print(f"infra check: {prop(pushed, 'infra_check')}")
     if summary["pushed"] and prop(pushed, "model_card"):

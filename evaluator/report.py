@@ -23,20 +23,25 @@ import io
 import math
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from evaluator.stats import Interval
 from schema.taxonomy import ancestors
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
 OVERALL = "Overall"
 # Metrics shown for every slice in the slice summary table.
-HEADLINE_METRICS = ("hierarchical_f1", "leaf_accuracy", "coverage", "node_precision")
+HEADLINE_METRICS = ("leaf_accuracy", "full_path_hierarchical_f1", "coverage", "node_precision")
 DEFAULT_MAX_ERRORS = 50
 THUMBNAIL_PX = 96
 # A difference below -EPSILON on a higher-is-better metric is a regression.
 EPSILON = 1e-9
 
+DIFFERENCE = "difference"  # the paired candidate - baseline interval
+EXAMPLE_COUNT = "example_count"
 # slice name -> model name -> metric name -> value
 Metrics = Dict[str, Dict[str, Dict[str, float]]]
+# slice name -> "candidate" | "baseline" | "difference" -> metric name -> Interval
+Intervals = Dict[str, Dict[str, Dict[str, "Interval"]]]
 
 
 # ---------------------------------------------------------------------------- data
@@ -100,6 +105,9 @@ class ReportData:
     max_errors: int = DEFAULT_MAX_ERRORS
     descriptions: Optional[Mapping[str, str]] = None  # metric -> description
     generated: Optional[str] = None  # timestamp text; now (UTC) when None
+    intervals: Intervals = dataclasses.field(default_factory=dict)  # confidence intervals, when written
+    tensorboard: Optional[str] = None  # the Trainer's TensorBoard log folder (model_run artifact)
+    confidence: Optional[float] = None  # two-sided confidence of the intervals (the gate's)
 
 
 # ---------------------------------------------------------------------------- paths
@@ -324,6 +332,47 @@ def _bound_text(f: ThresholdFailure) -> str:
     return " and ".join(parts) or "within its bounds"
 
 
+GATE_RULE = (
+    "The candidate is blessed when (1) its hierarchical F1 of the decoded path and its leaf accuracy "
+    "reach their floors, (2) the lower bound of the confidence interval of its leaf-accuracy gain over "
+    "the baseline (decoded paths, paired over the same eval products, exact McNemar interval) reaches "
+    "min_gain, so a tie is not a win, and (3) no top-level category slice loses leaf accuracy, and "
+    "overall coverage at the shared precision target does not drop, significantly (the whole interval "
+    "below 0) AND by more than its tolerance. Thresholded hF1 is shown, never gated: two models with "
+    "different thresholds trade precision for coverage differently.")
+
+
+def _gate_reason(f: ThresholdFailure, intervals: Intervals) -> Optional[str]:
+    """The reviewer's sentence for a failed gate metric, from the intervals behind it."""
+    here = intervals.get(f.slice, {})
+
+    def of(who: str, metric: str) -> str:
+        value = here.get(who, {}).get(metric)
+        return value.text() if value is not None else "n/a"
+
+    count = here.get(CANDIDATE, {}).get(EXAMPLE_COUNT)
+    products = f", {int(count.value)} products" if count is not None else ""
+    bound = _num(f.lower) if f.lower is not None else "?"
+    if f.metric == "gate_win_leaf_accuracy":
+        return (f"no significant win on {f.slice}: leaf accuracy {of(CANDIDATE, 'leaf_accuracy')} vs baseline "
+                f"{of(BASELINE, 'leaf_accuracy')}, gain {of(DIFFERENCE, 'leaf_accuracy')}{products}; the "
+                f"gain's lower bound {fmt(f.value)} must reach {bound}")
+    if f.metric in ("gate_slice_leaf_accuracy", "gate_coverage"):
+        metric = "leaf accuracy" if f.metric == "gate_slice_leaf_accuracy" else "coverage"
+        key = "leaf_accuracy" if metric == "leaf accuracy" else "coverage"
+        return (f"significant {metric} loss beyond the tolerance on {f.slice}: {of(CANDIDATE, key)} vs baseline "
+                f"{of(BASELINE, key)}, difference {of(DIFFERENCE, key)}{products}")
+    if f.metric.startswith("gate_floor_"):
+        metric = f.metric[len("gate_floor_"):]
+        return f"{metric} {of(CANDIDATE, metric)} on {f.slice} is under its floor {bound}"
+    return None
+
+
+def explain_failures(failures: Sequence[ThresholdFailure], intervals: Intervals) -> List[str]:
+    """One sentence per failed check: the gate's own words where it is a gate metric."""
+    return [_gate_reason(f, intervals) or describe_failure(f) for f in failures]
+
+
 def describe_failure(f: ThresholdFailure) -> str:
     """One sentence: metric, slice, value, bound (plain text, not escaped)."""
     if f.kind == "change":
@@ -408,9 +457,10 @@ def _verdict_html(data: ReportData) -> str:
         out.append(f"<p>Validation failed: {len(v.failures)} threshold(s) not met.</p>")
     if v.failures:
         out.append('<ul class="failures">')
-        for f in v.failures:
-            out.append(f"<li>{esc(describe_failure(f))}</li>")
+        for text in explain_failures(v.failures, data.intervals):
+            out.append(f"<li>{esc(text)}</li>")
         out.append("</ul>")
+    out.append(f'<p class="small" id="gate-rule">Rule: {esc(GATE_RULE)}</p>')
     if v.missing_slices:
         out.append("<p>Slices with thresholds but no data: "
                    + ", ".join(f"<code>{esc(s)}</code>" for s in v.missing_slices) + "</p>")
@@ -448,10 +498,25 @@ def _diff_class(diff: Optional[float], failed: bool) -> str:
     return " ".join(classes)
 
 
+def _confidence_text(confidence: Optional[float]) -> str:
+    return f"{confidence:.0%}" if confidence else "two-sided"
+
+
+def _ci(intervals: Mapping[str, Interval], name: str) -> str:
+    """' [lower, upper]' of a metric's interval, '' when none was written."""
+    value = intervals.get(name)
+    if value is None or _isnan(value.lower):
+        return ""
+    return f' <span class="ci">[{fmt(value.lower, 3)}, {fmt(value.upper, 3)}]</span>'
+
+
 def _metric_table(slice_name: str, by_model: Mapping[str, Mapping[str, float]], order: Sequence[str],
-                  descriptions: Mapping[str, str], has_baseline: bool, failed: Mapping) -> str:
+                  descriptions: Mapping[str, str], has_baseline: bool, failed: Mapping,
+                  intervals: Optional[Mapping[str, Mapping[str, Interval]]] = None) -> str:
     cand = by_model.get(CANDIDATE, {})
     base = by_model.get(BASELINE, {})
+    intervals = intervals or {}
+    cand_ci, base_ci, diff_ci = (intervals.get(k, {}) for k in (CANDIDATE, BASELINE, DIFFERENCE))
     head = "<tr><th>metric</th><th>candidate</th>"
     if has_baseline:
         head += "<th>baseline</th><th>\u0394 (candidate \u2212 baseline)</th>"
@@ -461,14 +526,14 @@ def _metric_table(slice_name: str, by_model: Mapping[str, Mapping[str, float]], 
         if name not in cand and name not in base:
             continue
         c, b = cand.get(name), base.get(name)
-        diff = difference(c, b)
+        diff = diff_ci[name].value if name in diff_ci else difference(c, b)
         kinds = failed.get((slice_name, name), set())
         mark = " \u2717" if kinds else ""
         row = (f'<tr data-metric="{esc(name)}"><td>{esc(name)}{mark}</td>'
-               f'<td class="{_value_class("value" in kinds)}">{fmt(c)}</td>')
+               f'<td class="{_value_class("value" in kinds)}">{fmt(c)}{_ci(cand_ci, name)}</td>')
         if has_baseline:
-            row += (f'<td class="num">{fmt(b)}</td>'
-                    f'<td class="{_diff_class(diff, "change" in kinds)}">{fmt_diff(diff)}</td>')
+            row += (f'<td class="num">{fmt(b)}{_ci(base_ci, name)}</td>'
+                    f'<td class="{_diff_class(diff, "change" in kinds)}">{fmt_diff(diff)}{_ci(diff_ci, name)}</td>')
         row += f'<td class="small muted">{esc(descriptions.get(name, ""))}</td></tr>'
         rows.append(row)
     rows.append("</table>")
@@ -489,13 +554,18 @@ def _metrics_html(data: ReportData, descriptions: Mapping[str, str]) -> str:
         out.append('<p class="muted">No baseline model in this evaluation: candidate only.</p>')
     else:
         out.append('<p class="small">Red: the candidate is worse than the baseline (all metrics '
-                   'here are higher-is-better). \u2717: a threshold failed on this metric and slice.</p>')
+                   'here are higher-is-better). \u2717: a threshold failed on this metric and slice. '
+                   f'Brackets: {_confidence_text(data.confidence)} confidence interval over the slice\'s '
+                   'products (exact for shares, '
+                   'bootstrap for ratios; the difference is paired over the same products).</p>')
     if OVERALL in metrics:
         out.append(f"<h3>{OVERALL}</h3>")
-        out.append(_metric_table(OVERALL, metrics[OVERALL], order, descriptions, has_baseline, failed))
+        out.append(_metric_table(OVERALL, metrics[OVERALL], order, descriptions, has_baseline, failed,
+                                 data.intervals.get(OVERALL)))
     # One row per slice, headline metrics side by side.
     headline = [m for m in HEADLINE_METRICS if m in all_names]
-    out.append('<h3>Slices</h3><table id="slice-summary"><tr><th rowspan="2">slice</th>')
+    out.append('<h3>Slices</h3><table id="slice-summary"><tr><th rowspan="2">slice</th>'
+               '<th rowspan="2">products</th>')
     span = 3 if has_baseline else 1
     out.append("".join(f'<th colspan="{span}">{esc(m)}</th>' for m in headline)
                + '<th rowspan="2">failed thresholds</th></tr><tr>')
@@ -503,15 +573,19 @@ def _metrics_html(data: ReportData, descriptions: Mapping[str, str]) -> str:
                        for _ in headline) + "</tr>")
     for s in slices:
         cand, base = metrics[s].get(CANDIDATE, {}), metrics[s].get(BASELINE, {})
-        row = f'<tr data-slice="{esc(s)}"><td>{esc(s)}</td>'
+        here = data.intervals.get(s, {})
+        count = cand.get(EXAMPLE_COUNT)
+        row = (f'<tr data-slice="{esc(s)}"><td>{esc(s)}</td>'
+               f'<td class="num">{int(count) if not _isnan(count) else "n/a"}</td>')
         for m in headline:
             c, b = cand.get(m), base.get(m)
             kinds = failed.get((s, m), set())
-            row += f'<td class="{_value_class("value" in kinds)}">{fmt(c)}</td>'
+            row += f'<td class="{_value_class("value" in kinds)}">{fmt(c)}{_ci(here.get(CANDIDATE, {}), m)}</td>'
             if has_baseline:
-                d = difference(c, b)
-                row += (f'<td class="num">{fmt(b)}</td>'
-                        f'<td class="{_diff_class(d, "change" in kinds)}">{fmt_diff(d)}</td>')
+                diffs = here.get(DIFFERENCE, {})
+                d = diffs[m].value if m in diffs else difference(c, b)
+                row += (f'<td class="num">{fmt(b)}{_ci(here.get(BASELINE, {}), m)}</td>'
+                        f'<td class="{_diff_class(d, "change" in kinds)}">{fmt_diff(d)}{_ci(diffs, m)}</td>')
         failed_here = sorted(m for (slice_, m) in failed if slice_ == s)
         out.append(row + f'<td class="small">{esc(", ".join(failed_here))}</td></tr>')
     out.append("</table>")
@@ -524,7 +598,8 @@ def _metrics_html(data: ReportData, descriptions: Mapping[str, str]) -> str:
         regress = any(d is not None and d < -EPSILON for d in diffs)
         flag = ' <span class="muted">(regressions)</span>' if regress and has_baseline else ""
         out.append(f'<details id="slice-{i}"><summary>{esc(s)}{flag}</summary>')
-        out.append(_metric_table(s, metrics[s], order, descriptions, has_baseline, failed))
+        out.append(_metric_table(s, metrics[s], order, descriptions, has_baseline, failed,
+                                 data.intervals.get(s)))
         out.append("</details>")
     out.append("</section>")
     return "\n".join(out)
@@ -679,6 +754,15 @@ def _errors_html(examples: Sequence[ExampleResult], max_errors: int) -> str:
     return "\n".join(out)
 
 
+def _tensorboard_html(log_dir: Optional[str]) -> str:
+    if not log_dir:
+        return '<p class="small muted" id="tensorboard">No TensorBoard logs recorded for this model.</p>'
+    href = log_dir if "://" in log_dir else "file://" + log_dir
+    return (f'<p class="small" id="tensorboard">Training curves (TensorBoard, the Trainer\'s '
+            f'<code>model_run</code> artifact): <a href="{esc(href)}">{esc(log_dir)}</a>; open with '
+            f'<code>tensorboard --logdir {esc(log_dir)}</code></p>')
+
+
 def render_report(data: ReportData) -> str:
     """The whole page as one HTML string."""
     descriptions = dict(data.descriptions) if data.descriptions is not None else default_descriptions()
@@ -691,6 +775,7 @@ def render_report(data: ReportData) -> str:
         f"<title>{esc(data.title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{esc(data.title)}</h1><p class=\"muted small\">Generated {esc(generated)}</p>",
         f'<table id="context">{context}</table>' if context else "",
+        _tensorboard_html(data.tensorboard),
         '<nav class="small"><a href="#validation">verdict</a> \u00b7 <a href="#metrics">metrics</a> \u00b7 '
         '<a href="#curve">coverage and precision</a> \u00b7 <a href="#confusions">confusions</a> \u00b7 '
         '<a href="#errors">errors</a></nav>',

@@ -32,6 +32,44 @@ INCUMBENT_LATEST_PUSHED = "latest_pushed"
 INCUMBENT_SOURCES = (INCUMBENT_LATEST_BLESSED, INCUMBENT_LATEST_PUSHED)
 
 
+class GateError(ValueError):
+    """A gate setting out of its range (the CLI prints it as an `error:` line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """What a candidate must show on the eval split to be blessed (and so pushed): the one
+    home of the gate's defaults (`pipeline.py run` flags and the Evaluator read them here).
+
+    Like is compared with like: leaf accuracy of the decoded path before any threshold
+    (ranking quality) and coverage at the precision target both models' thresholds share;
+    never the thresholded hF1 of two differently thresholded models. Every comparison is
+    paired over the same products with an exact interval (evaluator/stats.py)."""
+
+    # Two-sided confidence of every interval; a bound is a one-sided test at (1 - c) / 2.
+    confidence: float = 0.95
+    # Absolute floors on the candidate (overall slice), with or without a baseline.
+    min_full_path_hierarchical_f1: float = 0.5
+    min_leaf_accuracy: float = 0.3
+    # A win: the lower confidence bound of the leaf-accuracy gain over the baseline must
+    # reach this: above 0, i.e. a significant gain (a tie, such as the same model evaluated
+    # again, has the interval [0, 0] and is not a win).
+    min_gain: float = 1e-6
+    # A top-level category slice blocks only when its leaf accuracy drops significantly
+    # (the interval's upper bound below 0) AND by more than this.
+    slice_tolerance: float = 0.05
+    # The same rule for overall coverage at the shared precision target.
+    coverage_tolerance: float = 0.01
+
+    def __post_init__(self):
+        if not 0.5 < self.confidence < 1:
+            raise GateError(f"gate confidence must be in (0.5, 1), got {self.confidence}")
+        if self.min_gain <= 0:
+            raise GateError(f"--min-gain must be > 0 (a tie is not a win), got {self.min_gain}")
+        if self.slice_tolerance < 0 or self.coverage_tolerance < 0:
+            raise GateError("gate tolerances must be >= 0")
+
+
 @dataclasses.dataclass
 class PipelineConfig:
     catalog_dir: str
@@ -42,12 +80,7 @@ class PipelineConfig:
     preset: str = "default"
     train_workers: int = 1
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
-    # Gating (see evaluator/eval_config.py Gate).
-    min_hierarchical_f1: float = 0.5
-    min_leaf_accuracy: float = 0.3
-    f1_margin_over_baseline: float = 1e-6  # a tie with the baseline is not a win
-    coverage_tolerance: float = 0.0
-    slice_tolerance: float = 0.05
+    gate: Gate = dataclasses.field(default_factory=Gate)  # what blesses a candidate
     target_precision: float = 0.95  # smart thresholding on the calibration split; 0 = off
     shuffle_labels: bool = False  # trains a deliberately broken candidate (gating tests)
     enable_cache: bool = True

@@ -44,11 +44,22 @@ def test_nothing_predicted_gives_zero_f1():
     assert _value(stats, "coverage") == 0.0
 
 
-def test_slice_gate_is_neutral_on_tiny_slices():
+def test_full_path_hf1_ignores_the_thresholds():
     stats = PathStats()
-    for _ in range(5):
-        stats.add("A > B", "C", "C > D")
-    assert _value(stats, "slice_gate_hierarchical_f1") == 1.0
-    for _ in range(20):
-        stats.add("A > B", "C", "C > D")
-    assert _value(stats, "slice_gate_hierarchical_f1") == 0.0
+    stats.add("A > B > C", "A", "A > B > C")  # backed off to A, decoded path right
+    stats.add("A > B > C", "", "A > B > D")  # abstained, decoded |F n T| = 2 of 3
+    assert math.isclose(_value(stats, "full_path_hierarchical_f1"), 5 / 6)
+    assert _value(stats, "hierarchical_f1") < _value(stats, "full_path_hierarchical_f1")
+
+
+def test_values_take_bootstrap_replicates():
+    """The same value functions run on arrays of resampled counter totals."""
+    import numpy as np
+
+    stats = PathStats()
+    stats.add("A > B", "A > B", "A > B")
+    stats.add("A > C", "A", "A > B")
+    c = {k: np.array([v, 2 * v]) for k, v in stats.c.items()}
+    for name in ("hierarchical_f1", "full_path_hierarchical_f1", "node_precision", "leaf_accuracy"):
+        values = VALUES[name][0](c)
+        assert np.allclose(values, _value(stats, name))  # doubling every count keeps every ratio

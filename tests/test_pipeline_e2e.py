@@ -93,6 +93,12 @@ def test_every_artifact_is_there(fashion_run):
     info = json.loads((model / "assets.extra" / "model_info.json").read_text())
     assert info["loss_history"][-1] < info["loss_history"][0]
     assert 0 < info["train_seconds"] and info["train_examples_per_second"] > 0  # bench/training.py reads these
+    # TensorBoard logs in the Trainer's model_run artifact, where the report links them.
+    model_run = _only(root, "TaxonomyTrainer", "model_run")
+    assert list(model_run.glob("train/events.out.tfevents.*")) and list(model_run.glob("validation/events.*"))
+    assert info["tensorboard_logs"] == str(model_run)
+    report_page = (_only(root, "ReviewReport", "report") / "index.html").read_text()
+    assert f"tensorboard --logdir {model_run}" in report_page
     import tensorflow as tf
 
     saved = [name for name, _ in tf.train.list_variables(str(model / "variables" / "variables"))]
@@ -108,8 +114,13 @@ def test_every_artifact_is_there(fashion_run):
     for name in ("hierarchical_f1", "hierarchical_precision", "hierarchical_recall", "coverage",
                  "accuracy_level_1", "accuracy_level_2", "accuracy_level_3", "leaf_accuracy"):
         assert name in values, name
-    assert values["accuracy_level_1"]["doubleValue"] > 0.8
-    assert values["hierarchical_f1"]["doubleValue"] > 0.5
+    # Every value carries its confidence interval: TFMA shows it as a bounded value.
+    for name in ("accuracy_level_1", "hierarchical_f1", "leaf_accuracy"):
+        bounded = values[name]["boundedValue"]
+        assert bounded["lowerBound"] <= bounded["value"] <= bounded["upperBound"], name
+    assert values["accuracy_level_1"]["boundedValue"]["value"] > 0.8
+    assert values["hierarchical_f1"]["boundedValue"]["value"] > 0.5
+    assert values["example_count"]["doubleValue"] > 0
     slices = {s for s, _ in result.slicing_metrics}
     assert any(s and s[0][0] == "level_1" for s in slices)
     assert any(s and s[0][0] == "gender" for s in slices)
@@ -196,8 +207,39 @@ def test_unchanged_rerun_is_compared_with_the_first_model_and_not_pushed_again(f
     _run(catalog, "fashion", root, serving)
     out = capsys.readouterr().out
     assert "baseline: latest_blessed model" in out
-    assert "blessed: False" in out and "change of hierarchical_f1" in out
+    assert "blessed: False" in out and "no significant win on Overall" in out
     assert _versions(serving, "fashion") == before
+
+
+def test_review_notebook_runs_headless(fashion_run):
+    """evaluator/review.ipynb as a reviewer runs it, against this run's Evaluator and
+    ReviewReport outputs: every cell must succeed (TFMA's load_eval_result, the slicing
+    view, the comparison table with intervals, the verdict in the gate's words)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    _, root, _ = fashion_run
+    notebook = nbformat.read(str(Path(pipeline.PROJECT_ROOT) / "evaluator" / "review.ipynb"), as_version=4)
+    env = {"EVAL_URI": str(_only(root, "Evaluator", "evaluation")),
+           "REPORT_URI": str(_only(root, "ReviewReport", "report"))}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(pipeline.PROJECT_ROOT)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert not any(o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", []))
+    assert "slices" in text and "validation_ok:" in text
+    counts = [line for line in text.splitlines() if line.startswith("products per slice: ")]
+    assert counts and "'Overall': " in counts[0]
+    assert "leaf_accuracy" in text and "difference" in text and "[" in text  # intervals in the table
 
 
 def test_worse_candidate_is_not_pushed(fashion_run, capsys):
@@ -205,7 +247,8 @@ def test_worse_candidate_is_not_pushed(fashion_run, capsys):
     before = _versions(serving, "fashion")
     _run(catalog, "fashion", root, serving, "--shuffle-labels")
     assert _versions(serving, "fashion") == before
-    assert "blessed: False" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "blessed: False" in out and "no significant win on Overall" in out
 
 
 def test_better_candidate_is_pushed_as_a_new_version(fashion_run, capsys):
@@ -223,7 +266,7 @@ def test_better_candidate_is_pushed_as_a_new_version(fashion_run, capsys):
     for line in out.splitlines():
         if line.startswith("metrics ["):
             name = line.split("[")[1].split("]")[0]
-            metrics[name] = float(line.split("hierarchical_f1=")[1].split(",")[0])
+            metrics[name] = float(line.split("leaf_accuracy=")[1].split(",")[0])
     assert metrics["candidate"] > metrics["baseline"]
 
 

@@ -59,12 +59,12 @@ def _data(**overrides) -> ReportData:
                     "baseline": {"hierarchical_f1": 0.8521, "coverage": 1.0, "leaf_accuracy": 0.4,
                                  "accuracy_level_1": 1.0}},
         f"level_1 = {EVIL}": {"candidate": {"hierarchical_f1": 0.7}, "baseline": {"hierarchical_f1": 0.6}},
-        "has_image = 1": {"candidate": {"hierarchical_f1": 0.31}, "baseline": {"hierarchical_f1": 0.52}},
+        "has_image = 1": {"candidate": {"leaf_accuracy": 0.31}, "baseline": {"leaf_accuracy": 0.52}},
     }
     validation = Validation(ok=False, failures=[
         ThresholdFailure("hierarchical_f1", "Overall", -0.0398, "change", absolute=0.0),
         ThresholdFailure("coverage", "Overall", -0.1667, "change", absolute=-0.01),
-        ThresholdFailure("hierarchical_f1", "has_image = 1", 0.31, "value", lower=0.5),
+        ThresholdFailure("leaf_accuracy", "has_image = 1", 0.31, "value", lower=0.5),
         ThresholdFailure("hierarchical_f1", f"level_1 = {EVIL}", 0.1, "value", lower=0.5, message=EVIL),
     ])
     values = dict(metrics=metrics, validation=validation, examples=_examples(), blessed=False,
@@ -133,7 +133,8 @@ def test_page_content_and_escaping():
     assert re.search(r'data-metric="leaf_accuracy"><td>leaf_accuracy</td><td class="num">0\.5000</td>'
                      r'<td class="num">0\.4000</td><td class="num improvement">\+0\.1000</td>', page)
     assert re.search(r'data-metric="node_precision">.*?n/a', page)  # NaN
-    assert re.search(r'<tr data-slice="has_image = 1"><td>has_image = 1</td><td class="num failed">0\.3100</td>'
+    assert re.search(r'<tr data-slice="has_image = 1"><td>has_image = 1</td><td class="num">n/a</td>'
+                     r'<td class="num failed">0\.3100</td>'
                      r'<td class="num">0\.5200</td><td class="num regression">\u22120\.2100</td>', page)
     # Nothing a merchant or a slice value writes gets through unescaped.
     assert "<img src=x" not in page and "<b>co</b>" not in page and "onerror=alert(1)>" not in page
@@ -150,11 +151,38 @@ def test_page_content_and_escaping():
     assert page.count('class="curve"') == 4 and page.count('class="operating-point"') == 2
 
 
+def test_intervals_counts_and_gate_reasons_are_shown():
+    from evaluator.stats import Interval
+
+    slice_ = "level_1 = Shoes"
+    metrics = {"Overall": {"candidate": {"leaf_accuracy": 0.9, "example_count": 500.0},
+                           "baseline": {"leaf_accuracy": 0.8, "example_count": 500.0}},
+               slice_: {"candidate": {"leaf_accuracy": 0.4, "example_count": 50.0},
+                        "baseline": {"leaf_accuracy": 1.0, "example_count": 50.0}}}
+    intervals = {"Overall": {"candidate": {"leaf_accuracy": Interval(0.9, 0.871, 0.925)},
+                             "baseline": {"leaf_accuracy": Interval(0.8, 0.762, 0.834)},
+                             "difference": {"leaf_accuracy": Interval(0.1, 0.07, 0.13)}},
+                 slice_: {"candidate": {"leaf_accuracy": Interval(0.4, 0.264, 0.548),
+                                        "example_count": Interval(50, 50, 50)},
+                          "baseline": {"leaf_accuracy": Interval(1.0, 0.929, 1.0)},
+                          "difference": {"leaf_accuracy": Interval(-0.6, -0.74, -0.45)}}}
+    failure = ThresholdFailure("gate_slice_leaf_accuracy", slice_, -0.45, "value", lower=0.0)
+    page = report.render_report(_data(metrics=metrics, intervals=intervals, tensorboard="/runs/model_run/7",
+                                      validation=Validation(ok=False, failures=[failure])))
+    assert re.search(r'<tr data-slice="level_1 = Shoes"><td>level_1 = Shoes</td><td class="num">50</td>'
+                     r'<td class="num">0\.4000 <span class="ci">\[0\.264, 0\.548\]</span></td>', page)
+    assert '\u22120.6000 <span class="ci">[-0.740, -0.450]</span>' in page  # the paired difference
+    assert ("significant leaf accuracy loss beyond the tolerance on level_1 = Shoes: 0.400 [0.264, 0.548] vs "
+            "baseline 1.000 [0.929, 1.000], difference -0.600 [-0.740, -0.450], 50 products") in page
+    assert 'id="gate-rule"' in page
+    assert '<a href="file:///runs/model_run/7">' in page and "tensorboard --logdir /runs/model_run/7" in page
+
+
 def test_page_needs_no_network_and_no_script():
-    page = report.render_report(_data())
+    page = report.render_report(_data(tensorboard="/runs/model_run/7"))
     assert "<script" not in page.lower()
     for attribute in re.findall(r'\b(?:src|href)\s*=\s*"([^"]*)"', page):
-        assert attribute.startswith(("data:", "#")), attribute
+        assert attribute.startswith(("data:", "#", "file://")), attribute
     assert "url(" not in page and "@import" not in page and "http://" not in page and "https://" not in page
 
 

@@ -1,60 +1,90 @@
 import numpy as np
 
+from evaluator.stats import precision_lower_bound
 from schema.taxonomy import Taxonomy
 from tests.test_taxonomy import PATHS
 from trainer.thresholds import NEVER, choose_thresholds, lowest_threshold
 
 
-def test_lowest_threshold_reaches_target_with_most_coverage():
+def test_lowest_threshold_on_the_sample_reaches_target_with_most_coverage():
     conf = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
     hit = np.array([1, 1, 1, 0, 1, 0])
-    assert lowest_threshold(conf, hit, 1.0) == 0.8
-    assert lowest_threshold(conf, hit, 0.8) == 0.6  # 4 of 5 right
-    assert lowest_threshold(conf, np.zeros(6), 0.5) is None
+    assert lowest_threshold(conf, hit, 1.0, confidence=None) == 0.8
+    assert lowest_threshold(conf, hit, 0.8, confidence=None) == 0.6  # 4 of 5 right
+    assert lowest_threshold(conf, np.zeros(6), 0.5, confidence=None) is None
     # ties are cut together
-    assert lowest_threshold(np.array([0.9, 0.9, 0.5]), np.array([1, 0, 1]), 1.0) is None
+    assert lowest_threshold(np.array([0.9, 0.9, 0.5]), np.array([1, 0, 1]), 1.0, confidence=None) is None
+
+
+def test_a_cut_needs_evidence_not_luck():
+    """20 of 20 right is 100% on the sample, but at 90% confidence precision is only known
+    to be >= 0.891: not enough for 0.95. 45 of 45 bounds it at 0.950."""
+    conf = np.linspace(0.99, 0.5, 20)
+    assert lowest_threshold(conf, np.ones(20), 0.95, confidence=None) == conf[-1]
+    assert lowest_threshold(conf, np.ones(20), 0.95, confidence=0.9) is None
+    assert float(precision_lower_bound(20, 20, 0.9)) < 0.95 <= float(precision_lower_bound(45, 45, 0.9))
+    conf = np.linspace(0.99, 0.5, 45)
+    assert lowest_threshold(conf, np.ones(45), 0.95, confidence=0.9) == conf[-1]
+
+
+def test_the_bounded_cut_is_stricter_than_the_sample_cut():
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0, 1, 2000)
+    hit = rng.uniform(0, 1, 2000) < 0.8 + 0.2 * conf  # precision rises with confidence
+    sample = lowest_threshold(conf, hit, 0.95, confidence=None)
+    bounded = lowest_threshold(conf, hit, 0.95, confidence=0.9)
+    assert sample is not None and bounded is not None and bounded > sample
+    kept = conf >= bounded
+    assert precision_lower_bound(hit[kept].sum(), kept.sum(), 0.9) >= 0.95
 
 
 def test_a_set_that_reaches_the_target_everywhere_is_not_cut_at_its_lowest_confidence():
-    conf = np.array([0.99, 0.98, 0.97, 0.95])
-    assert lowest_threshold(conf, np.ones(4), 0.95) == 0.95  # no fallback given: the lowest seen
-    assert lowest_threshold(conf, np.ones(4), 0.95, if_all_reach=0.3) == 0.3
-    assert lowest_threshold(conf, np.ones(4), 0.95, if_all_reach=0.99) == 0.95  # never above the lowest seen
+    conf = np.linspace(0.99, 0.95, 60)
+    assert lowest_threshold(conf, np.ones(60), 0.95) == 0.95  # no fallback given: the lowest seen
+    assert lowest_threshold(conf, np.ones(60), 0.95, if_all_reach=0.3) == 0.3
+    assert lowest_threshold(conf, np.ones(60), 0.95, if_all_reach=0.99) == 0.95  # never above the lowest seen
     # A cut inside the set is where the precision drops, whatever the fallback.
-    hit = np.array([1, 1, 1, 0])
-    assert lowest_threshold(conf, hit, 1.0, if_all_reach=0.0) == 0.97
+    hit = np.r_[np.ones(50), np.zeros(10)]
+    assert lowest_threshold(conf, hit, 1.0, if_all_reach=0.0, confidence=None) == conf[49]
+
+
+def _two_top_levels(n: int, split: int):
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    apparel, footwear = tax.index(1)["Apparel"], tax.index(1)["Footwear"]
+    pred = np.zeros((n, 3), int)
+    pred[:, 0] = np.where(np.arange(n) < split, apparel, footwear)
+    return tax, apparel, footwear, pred
 
 
 def test_per_node_thresholds_and_level_fallback():
-    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
-    apparel, footwear = tax.index(1)["Apparel"], tax.index(1)["Footwear"]
+    n = 2000
+    tax, apparel, footwear, pred = _two_top_levels(n, 1500)
     rng = np.random.default_rng(1)
-    n = 200
-    pred = np.zeros((n, 3), int)
-    true = np.zeros((n, 3), int)
-    pred[:, 0] = np.where(np.arange(n) < 150, apparel, footwear)
     conf = np.ones((n, 3)) * 0.5
     conf[:, 0] = rng.uniform(0, 1, n)
     # Apparel predictions are right only when confident; Footwear ones always right.
+    true = pred.copy()
     true[:, 0] = np.where((pred[:, 0] == apparel) & (conf[:, 0] < 0.5), footwear, pred[:, 0])
     out = choose_thresholds(tax, pred, conf, true, target_precision=0.95)
     assert 0.45 <= out["nodes"]["Apparel"] <= 0.55
-    assert out["nodes"]["Footwear"] == min(conf[150:, 0])
+    assert out["nodes"]["Footwear"] == min(min(conf[1500:, 0]), out["levels"]["1"])
     assert out["levels"]["2"] == NEVER  # only STOP predicted at level 2: no real predictions
+    assert out["confidence"] == 0.9 and out["fallback"] == []
 
 
-def test_a_node_whose_predictions_are_all_right_takes_its_levels_threshold():
-    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
-    apparel, footwear = tax.index(1)["Apparel"], tax.index(1)["Footwear"]
-    n = 100
-    pred = np.zeros((n, 3), int)
-    pred[:, 0] = np.where(np.arange(n) < 50, apparel, footwear)
+def test_a_node_without_enough_evidence_takes_its_levels_rule_but_never_a_looser_one():
+    n = 1000
+    tax, apparel, footwear, pred = _two_top_levels(n, 970)
     true = pred.copy()
     conf = np.ones((n, 3)) * 0.5
-    conf[:50, 0], conf[50:, 0] = np.linspace(0.2, 1.0, 50), np.linspace(0.9, 1.0, 50)
-    true[:10, 0] = footwear  # Apparel's 10 least confident predictions are wrong
+    conf[:970, 0] = np.linspace(0.2, 1.0, 970)
+    conf[970:, 0] = np.linspace(0.6, 1.0, 30)
+    true[:20, 0] = footwear  # Apparel's 20 least confident predictions are wrong
     out = choose_thresholds(tax, pred, conf, true, target_precision=0.95)
     level = out["levels"]["1"]
-    assert level < 0.9  # the level's cut sits among the low-confidence Apparel predictions
-    assert out["nodes"]["Footwear"] == level  # all right: not cut at its lowest confidence (0.9)
-    assert out["nodes"]["Apparel"] > level  # its own cut: its wrong predictions are its alone
+    # Footwear: 30 of 30 right is too little evidence for 0.95 at 90%: the level's rule.
+    assert "Footwear" in out["fallback"] and out["nodes"]["Footwear"] == level
+    # A small node seen to miss the target keeps at least its own cut.
+    true[975:, 0] = apparel  # 25 of Footwear's 30 wrong
+    out = choose_thresholds(tax, pred, conf, true, target_precision=0.95)
+    assert out["nodes"]["Footwear"] > out["levels"]["1"]

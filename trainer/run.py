@@ -132,9 +132,13 @@ def run_fn(fn_args: Any) -> None:
         model = build_model(taxonomy, preset, linear=linear, embedding_features=embedding_features)
         compile_model(model, preset, depth, total_steps=epochs * steps)
     timer = _train_timer()
+    # TensorBoard logs (loss and metrics per epoch, train and calibration) in the Trainer's
+    # `model_run` artifact, where TFX users look for them; other workers log to scratch.
+    log_dir = fn_args.model_run_dir if distribution.is_chief() else tempfile.mkdtemp(prefix="worker_logs_")
+    tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0, write_graph=False)
     history = model.fit(
         train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=eval_ds, validation_steps=eval_steps,
-        verbose=2, callbacks=[timer],
+        verbose=2, callbacks=[timer, tensorboard],
     )
     losses = [float(x) for x in history.history["loss"]]
     info = {
@@ -146,6 +150,7 @@ def run_fn(fn_args: Any) -> None:
         # Training speed without the per-epoch validation (bench/training.py reads it).
         "train_seconds": round(timer.seconds, 3),
         "train_examples_per_second": round(epochs * steps * global_batch / max(timer.seconds, 1e-9), 1),
+        "tensorboard_logs": fn_args.model_run_dir,
         "embedding_features": list(embedding_features),
         "taxonomy": taxonomy.summary(),
     }
@@ -158,8 +163,9 @@ def run_fn(fn_args: Any) -> None:
         calibration = calibration.map(lambda x, _labels, _weights: x)
         preds, confs, trues = collect_predictions(model, calibration, depth, preset.beam_width)
         thresholds = choose_thresholds(taxonomy, preds, confs, trues, target)
-        logging.info("thresholds for precision %.2f on %d calibration products: levels %s, %d node thresholds",
-                     target, len(preds), thresholds["levels"], len(thresholds["nodes"]))
+        logging.info("thresholds for precision %.2f (%.0f%% confidence) on %d calibration products: levels %s, "
+                     "%d node thresholds, %d of them on their level's rule", target, 100 * thresholds["confidence"],
+                     len(preds), thresholds["levels"], len(thresholds["nodes"]), len(thresholds["fallback"]))
     if distribution.is_chief():
         export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width,
                              fn_args.serving_model_dir, info)

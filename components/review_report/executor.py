@@ -43,6 +43,16 @@ ServingFn = Callable[[Sequence[bytes]], List[report.Prediction]]
 # ---------------------------------------------------------------------------- TFMA
 
 
+def _model_info(model_uri: str) -> dict:
+    """The candidate's model_info.json (assets.extra); {} when it has none."""
+    from trainer.export import ASSETS_INFO, read_asset
+
+    try:
+        return read_asset(os.path.join(model_uri, SERVING_DIR), ASSETS_INFO) or {}
+    except Exception:  # noqa: BLE001 - an older model without the asset
+        return {}
+
+
 def _slice_value(single) -> str:
     which = single.WhichOneof("kind")
     value = getattr(single, which) if which else ""
@@ -98,6 +108,54 @@ def read_metrics(evaluation_uri: str) -> report.Metrics:
             name = kv.key.name if not kv.key.output_name else f"{kv.key.output_name}/{kv.key.name}"
             per_model.setdefault(kv.key.model_name or report.CANDIDATE, {})[name] = value
     return out
+
+
+def read_intervals(evaluation_uri: str) -> report.Intervals:
+    """{slice: {"candidate" | "baseline" | "difference": {metric: Interval}}}: the confidence
+    intervals evaluator/metrics.py wrote beside each value (the difference is the paired one)."""
+    import tensorflow_model_analysis as tfma
+
+    from evaluator.stats import Interval
+
+    out: report.Intervals = {}
+    for record in tfma.load_metrics(evaluation_uri):
+        per_model = out.setdefault(_record_slice_name(record), {})
+        for kv in record.metric_keys_and_values:
+            if kv.key.name == report.EXAMPLE_COUNT and not kv.key.is_diff:  # a count is exact
+                count = _double(kv.value)
+                if count is not None:
+                    per_model.setdefault(kv.key.model_name or report.CANDIDATE, {})[kv.key.name] = Interval(
+                        count, count, count)
+                continue
+            if not kv.HasField("confidence_interval"):
+                continue
+            value = _double(kv.value)
+            ci = kv.confidence_interval
+            lower, upper = _double(ci.lower_bound), _double(ci.upper_bound)
+            if value is None or lower is None or upper is None:
+                continue
+            who = report.DIFFERENCE if kv.key.is_diff else (kv.key.model_name or report.CANDIDATE)
+            per_model.setdefault(who, {})[kv.key.name] = Interval(value, lower, upper)
+    return out
+
+
+def read_confidence(evaluation_uri: str) -> Optional[float]:
+    """The intervals' confidence, from the eval config TFMA stored with its output."""
+    import json
+
+    from tensorflow_model_analysis.writers.eval_config_writer import load_eval_run
+
+    try:
+        config = load_eval_run(evaluation_uri)[0]
+    except Exception:  # noqa: BLE001 - no readable eval_config.json
+        return None
+    if config is None:
+        return None
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name == "PathMetrics" and metric.config:
+                return json.loads(metric.config).get("confidence")
+    return None
 
 
 def _failure(slice_text: str, failure) -> report.ThresholdFailure:
@@ -303,6 +361,9 @@ class Executor(base_executor.BaseExecutor):
         }
         data = report.ReportData(
             metrics=read_metrics(evaluation.uri),
+            intervals=read_intervals(evaluation.uri),
+            confidence=read_confidence(evaluation.uri),
+            tensorboard=_model_info(model.uri).get("tensorboard_logs"),
             validation=read_validation(evaluation.uri),
             examples=examples,
             blessed=read_blessing(blessing),

@@ -191,8 +191,12 @@ def read_evaluation(uri: str) -> tuple[list[dict], Optional[bool]]:
         for kv in record.metric_keys_and_values:
             if not kv.value.HasField("double_value"):
                 continue
-            rows.append({"slice": key, "model": kv.key.model_name, "metric": kv.key.name,
-                         "diff": bool(kv.key.is_diff), "value": kv.value.double_value.value})
+            row = {"slice": key, "model": kv.key.model_name, "metric": kv.key.name,
+                   "diff": bool(kv.key.is_diff), "value": kv.value.double_value.value}
+            if kv.HasField("confidence_interval"):  # evaluator/metrics.py writes one per value
+                row["lower"] = kv.confidence_interval.lower_bound.double_value.value
+                row["upper"] = kv.confidence_interval.upper_bound.double_value.value
+            rows.append(row)
     try:
         validation_ok: Optional[bool] = bool(tfma.load_validation_result(uri).validation_ok)
     except Exception:  # noqa: BLE001 - no validations file

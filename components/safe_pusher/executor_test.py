@@ -160,7 +160,7 @@ def test_good_model_is_pushed_with_model_card(tmp_path, models, examples):
     assert card["model"]["train_examples"] == 12
     assert card["taxonomy"]["levels"] == 2 and card["taxonomy"]["nodes_per_level"] == [2, 3]
     assert card["thresholds"] == {"enabled": True, "target_precision": 0.95, "levels": {"1": 0.3, "2": 0.6},
-                                  "node_thresholds": 2}
+                                  "node_thresholds": 2, "confidence": None, "nodes_on_level_rule": 0}
     assert card["infra_check"]["status"] == "passed" and card["infra_check"]["rows"] == 10
     assert card["evaluation"]["available"] is False
     md = (target / "model_card.md").read_text()
@@ -303,13 +303,18 @@ def test_readers_never_see_a_partial_version(tmp_path, models, monkeypatch):
 EVAL_ROWS = [
     {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": False, "value": 0.91},
     {"slice": [], "model": "baseline", "metric": "hierarchical_f1", "diff": False, "value": 0.85},
-    {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": True, "value": 0.06},
+    {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": True, "value": 0.06,
+     "lower": 0.041, "upper": 0.079},
     {"slice": [], "model": "candidate", "metric": "coverage", "diff": False, "value": 0.94},
     {"slice": [], "model": "baseline", "metric": "coverage", "diff": False, "value": 0.97},
     {"slice": [], "model": "candidate", "metric": "leaf_accuracy", "diff": False, "value": float("nan")},
-    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "hierarchical_f1", "diff": False,
-     "value": 0.93},
-    {"slice": [("level_1", "Apparel")], "model": "baseline", "metric": "hierarchical_f1", "diff": False,
+    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "leaf_accuracy", "diff": False,
+     "value": 0.93, "lower": 0.871, "upper": 0.969},
+    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "example_count", "diff": False,
+     "value": 100.0},
+    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "leaf_accuracy", "diff": True,
+     "value": 0.43, "lower": 0.33, "upper": 0.52},
+    {"slice": [("level_1", "Apparel")], "model": "baseline", "metric": "leaf_accuracy", "diff": False,
      "value": 0.5},
     {"slice": [("gender", "Men")], "model": "candidate", "metric": "coverage", "diff": False, "value": 0.8},
 ]
@@ -336,12 +341,16 @@ def test_model_card_with_evaluation(tmp_path, models, monkeypatch):
     assert overall["candidate"]["leaf_accuracy"] is None  # NaN -> null, the JSON stays standard
     assert card["evaluation"]["validation_ok"] is True
     slices = {s["slice"]: s["metrics"] for s in card["evaluation"]["slices"]}
-    assert slices == {"gender=Men": {"coverage": 0.8}, "level_1=Apparel": {"hierarchical_f1": 0.93}}
+    assert slices == {"gender=Men": {"coverage": 0.8}, "level_1=Apparel": {"leaf_accuracy": 0.93}}
+    apparel = card["evaluation"]["slices"][0]
+    assert apparel["examples"] == 100 and apparel["intervals"] == {"leaf_accuracy": [0.871, 0.969]}
+    assert apparel["difference_intervals"] == {"leaf_accuracy": [0.33, 0.52]}
     assert [s["column"] for s in card["evaluation"]["slices"]] == ["level_1", "gender"]
     md = (target / "model_card.md").read_text()
-    assert "| hierarchical_f1 | 0.9100 | 0.8500 | +0.0600 |" in md
+    assert "| hierarchical_f1 | 0.9100 | 0.8500 | +0.0600 [0.041, 0.079] |" in md
     assert "| coverage | 0.9400 | 0.9700 | -0.0300 |" in md
-    assert "#### top-level category" in md and "| Apparel | 0.9300 |" in md
+    assert "#### top-level category" in md
+    assert "| Apparel | 100 | 0.9300 [0.871, 0.969] | n/a | n/a | n/a | +0.4300 [0.330, 0.520] |" in md
     assert "#### gender" in md
 
 

@@ -20,9 +20,10 @@ BASELINE = "baseline"
 
 # Metrics shown first (and, per slice, the only ones shown) in the markdown; the JSON
 # holds every metric.
-KEY_METRICS = ("hierarchical_f1", "hierarchical_precision", "hierarchical_recall", "leaf_accuracy",
-               "leaf_precision", "leaf_recall", "node_precision", "coverage")
-SLICE_METRICS = ("hierarchical_f1", "leaf_accuracy", "coverage", "node_precision")
+KEY_METRICS = ("leaf_accuracy", "full_path_hierarchical_f1", "coverage", "node_precision", "hierarchical_f1",
+               "hierarchical_precision", "hierarchical_recall", "leaf_precision", "leaf_recall")
+SLICE_METRICS = ("leaf_accuracy", "full_path_hierarchical_f1", "coverage", "node_precision")
+EXAMPLE_COUNT = "example_count"
 SLICE_LABELS = {"level_1": "top-level category", "has_image": "has image"}
 
 
@@ -47,24 +48,38 @@ def summarize_metrics(rows: Iterable[Mapping[str, Any]]) -> dict:
     """Groups flat metric rows (as `executor.read_evaluation` returns them) for the card.
 
     Each row: {"slice": [(column, value), ...] ([] = overall), "model": "candidate" |
-    "baseline" | "" (one-model evaluation), "metric": name, "diff": bool, "value": float}.
+    "baseline" | "" (one-model evaluation), "metric": name, "diff": bool, "value": float,
+    and "lower"/"upper" where TFMA wrote a confidence interval}.
     Returns {"overall": {"candidate": {...}, "baseline": {...}, "difference": {...}},
-    "slices": [{"slice", "column", "value", "metrics"}] (candidate, sorted)}. Differences
-    are candidate minus baseline: TFMA's own diff values where it wrote them, else computed.
+    "overall_intervals": the same buckets with [lower, upper],
+    "slices": [{"slice", "column", "value", "examples", "metrics" (candidate), "intervals",
+    "difference", "difference_intervals"}] (sorted)}. Differences are candidate minus
+    baseline: TFMA's own (paired) diff values where it wrote them, else computed.
     """
     overall: dict[str, dict[str, float]] = {CANDIDATE: {}, BASELINE: {}, "difference": {}}
+    overall_ci: dict[str, dict[str, list]] = {CANDIDATE: {}, BASELINE: {}, "difference": {}}
     slices: dict[tuple, dict[str, float]] = {}
+    slice_ci: dict[tuple, dict[str, list]] = {}
+    slice_diff: dict[tuple, dict[str, float]] = {}
+    slice_diff_ci: dict[tuple, dict[str, list]] = {}
     for row in rows:
         model = row.get("model") or CANDIDATE
         key = tuple((str(c), v) for c, v in row.get("slice") or ())
         value = row.get("value")
         if value is None:
             continue
+        interval = [row["lower"], row["upper"]] if row.get("lower") is not None else None
         if not key:
             bucket = "difference" if row.get("diff") else model
             overall.setdefault(bucket, {})[row["metric"]] = float(value)
-        elif model == CANDIDATE and not row.get("diff"):
-            slices.setdefault(key, {})[row["metric"]] = float(value)
+            if interval:
+                overall_ci.setdefault(bucket, {})[row["metric"]] = interval
+        elif model == CANDIDATE:
+            values, intervals = (slice_diff, slice_diff_ci) if row.get("diff") else (slices, slice_ci)
+            values.setdefault(key, {})[row["metric"]] = float(value)
+            slices.setdefault(key, {})
+            if interval:
+                intervals.setdefault(key, {})[row["metric"]] = interval
     for name, cand in overall[CANDIDATE].items():
         base = overall[BASELINE].get(name)
         if base is not None and name not in overall["difference"]:
@@ -75,13 +90,21 @@ def summarize_metrics(rows: Iterable[Mapping[str, Any]]) -> dict:
         return len(key), columns, [str(v) for _, v in key]
 
     for key in sorted(slices, key=order):
+        metrics = dict(sorted(slices[key].items()))
+        examples = metrics.pop(EXAMPLE_COUNT, None)
         out_slices.append({
             "slice": slice_name(key),
             "column": ", ".join(c for c, _ in key),
             "value": ", ".join(str(v) for _, v in key),
-            "metrics": dict(sorted(slices[key].items())),
+            "examples": int(examples) if examples is not None and math.isfinite(examples) else None,
+            "metrics": metrics,
+            "intervals": dict(sorted(slice_ci.get(key, {}).items())),
+            "difference": {m: v for m, v in sorted(slice_diff.get(key, {}).items()) if m != EXAMPLE_COUNT},
+            "difference_intervals": dict(sorted(slice_diff_ci.get(key, {}).items())),
         })
-    return {"overall": {k: dict(sorted(v.items())) for k, v in overall.items()}, "slices": out_slices}
+    return {"overall": {k: dict(sorted(v.items())) for k, v in overall.items()},
+            "overall_intervals": {k: dict(sorted(v.items())) for k, v in overall_ci.items()},
+            "slices": out_slices}
 
 
 def taxonomy_facts(taxonomy: Optional[dict]) -> Optional[dict]:
@@ -107,6 +130,8 @@ def threshold_facts(thresholds: Optional[dict]) -> dict:
         "target_precision": thresholds.get("target_precision"),
         "levels": {str(k): levels[k] for k in sorted(levels, key=lambda k: int(k))},
         "node_thresholds": len(thresholds.get("nodes") or {}),
+        "confidence": thresholds.get("confidence"),
+        "nodes_on_level_rule": len(thresholds.get("fallback") or []),
     }
 
 
@@ -145,7 +170,7 @@ def known_limits(taxonomy: Optional[dict], thresholds: dict, infra: Mapping[str,
     else:
         out.append("No confidence thresholds: `category_path` is always the full decoded path, "
                    "however unsure the model is.")
-    out.append("Metrics come from this catalog's eval split; small slices give noisy numbers.")
+    out.append("Metrics come from this catalog's eval split; small slices give wide intervals (see the counts).")
     if infra.get("status") == "passed":
         out.append(f"The infra check ran the serving signature on only {infra.get('rows')} eval examples "
                    "(contract and taxonomy checks, not accuracy).")
@@ -180,6 +205,7 @@ def build_card(
             "note": metrics_note,
             "validation_ok": validation_ok,
             "overall": (metrics or {}).get("overall"),
+            "overall_intervals": (metrics or {}).get("overall_intervals"),
             "slices": (metrics or {}).get("slices"),
         },
         "thresholds": thr,
@@ -208,6 +234,14 @@ def _signed(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:+.4f}"
+
+
+def _with_ci(value: Any, interval: Optional[Sequence[Any]], signed: bool = False) -> str:
+    """'0.9120 [0.897, 0.926]'; the value alone when no interval was written."""
+    text = _signed(value) if signed else _fmt(value)
+    if not interval or any(v is None for v in interval) or text == "n/a":
+        return text
+    return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def _cell(text: Any) -> str:
@@ -266,16 +300,24 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     else:
         overall = ev.get("overall") or {}
         cand, base, diff = (overall.get(k) or {} for k in (CANDIDATE, BASELINE, "difference"))
+        ci = ev.get("overall_intervals") or {}
+        cand_ci, base_ci, diff_ci = (ci.get(k) or {} for k in (CANDIDATE, BASELINE, "difference"))
         if ev.get("validation_ok") is not None:
             lines.append(f"TFMA validation: {'passed' if ev['validation_ok'] else 'failed'}.")
             lines.append("")
         lines += ["### Overall", ""]
+        if cand_ci:
+            lines += ["Brackets: two-sided confidence interval at the gate's confidence (95% unless "
+                      "`--gate-confidence` set another) over the eval products (exact for shares, bootstrap for "
+                      "ratios; the difference is paired over the same products).", ""]
         if base:
             lines += _table(["metric", "candidate", "baseline", "difference"],
-                            [[n, _fmt(cand.get(n)), _fmt(base.get(n)), _signed(diff.get(n))]
+                            [[n, _with_ci(cand.get(n), cand_ci.get(n)), _with_ci(base.get(n), base_ci.get(n)),
+                              _with_ci(diff.get(n), diff_ci.get(n), signed=True)]
                              for n in _ordered(set(cand) | set(base))])
         else:
-            lines += _table(["metric", "candidate"], [[n, _fmt(cand.get(n))] for n in _ordered(cand)])
+            lines += _table(["metric", "candidate"], [[n, _with_ci(cand.get(n), cand_ci.get(n))]
+                                                      for n in _ordered(cand)])
             lines += ["", "No baseline model (first blessed model of this pipeline): no differences."]
         lines.append("")
         slices = ev.get("slices") or []
@@ -287,18 +329,28 @@ def render_markdown(card: Mapping[str, Any]) -> str:
             by_column.setdefault(item["column"], []).append(item)
         for column, items in by_column.items():
             lines += [f"#### {SLICE_LABELS.get(column, column)}", ""]
-            lines += _table([column] + list(SLICE_METRICS),
-                            [[item["value"]] + [_fmt(item["metrics"].get(m)) for m in SLICE_METRICS]
+            has_diff = any(item.get("difference") for item in items)
+            lines += _table([column, "products"] + list(SLICE_METRICS) + (["leaf_accuracy difference"] if has_diff else []),
+                            [[item["value"], _fmt(item.get("examples"))]
+                             + [_with_ci(item["metrics"].get(m), (item.get("intervals") or {}).get(m))
+                                for m in SLICE_METRICS]
+                             + ([_with_ci((item.get("difference") or {}).get("leaf_accuracy"),
+                                          (item.get("difference_intervals") or {}).get("leaf_accuracy"), signed=True)]
+                                if has_diff else [])
                              for item in items])
             lines.append("")
 
     thr = card.get("thresholds") or {}
     lines += ["## Thresholds", ""]
     if thr.get("enabled"):
-        lines.append(f"- target precision: {_fmt(thr.get('target_precision'), 2)}")
+        lines.append(f"- target precision: {_fmt(thr.get('target_precision'), 2)}"
+                     + (f", met with {thr['confidence']:.0%} confidence on the calibration split (Clopper-Pearson)"
+                        if thr.get("confidence") else ""))
         levels = thr.get("levels") or {}
         lines.append("- per-level thresholds: " + (", ".join(f"level {k}: {_fmt(v, 3)}" for k, v in levels.items()) or "none"))
-        lines.append(f"- node thresholds: {thr.get('node_thresholds', 0)}")
+        lines.append(f"- node thresholds: {thr.get('node_thresholds', 0)}"
+                     + (f" ({thr['nodes_on_level_rule']} without enough evidence take their level's rule)"
+                        if thr.get("nodes_on_level_rule") else ""))
     else:
         lines.append("None: the returned path is the full decoded path.")
     lines.append("")
