@@ -28,7 +28,7 @@ from tests.kfp_harness.launcher import KFP, REPO_ROOT, VERTEX, Launcher, Store
 from tests.kfp_harness.local_vertex_jobs import LOG_DIR_ENV
 
 pytestmark = pytest.mark.e2e
-ROWS = 600
+ROWS = 1200
 IMAGE = "registry.example/categorize-pipeline:0123456789ab"
 UPSTREAM = ("CatalogExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator", "TaxonomyGen",
             "Embedder", "TaxonomyTransform", "TaxonomyTrainer", "BaselineTrainer")
