@@ -2,7 +2,7 @@
 
 `PathMetrics` (evaluator/metrics.py) reports every value per slice for each model and the
 paired difference, each with its confidence interval and the slice's example count. The
-gate (`schema.config.Gate`, rule in evaluator/stats.py and the README) is a set of named
+gate (`schema.config.Gate`, rule in evaluator/stats.py and docs/design.md) is a set of named
 gate metrics, each a float with a plain TFMA value threshold:
 
 - floors on the candidate (overall): hF1 of the decoded path, leaf accuracy;

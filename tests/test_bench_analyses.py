@@ -1,5 +1,6 @@
-"""The two analyses behind BENCHMARKS.md's "Fourth round": they decide what is reported
-as label noise and as complementary errors, so they are checked on hand-made cases."""
+"""The two analyses behind BENCHMARKS.md's "The model and TF-IDF" table (Model selection): they
+decide what is reported as label noise and as complementary errors, so they are checked on
+hand-made cases."""
 import numpy as np
 
 from bench.model_selection import mixture_accuracies

@@ -66,7 +66,7 @@ class TextEncoder:
     USE's forward pass is numpy on one BLAS thread (`threads`; more BLAS threads per batch
     scale poorly on short titles), and it releases the GIL in its matrix work, so `workers`
     batches are encoded concurrently by one shared, stateless model: 1,466 titles/s with one
-    worker, 2,546 with two on 2 cores (BENCHMARKS.md, "Encoders")."""
+    worker, 2,546 with two on 2 cores (docs/benchmark-notes.md, "Encoders")."""
 
     name = "use-multilingual-v3"
 
@@ -176,7 +176,8 @@ class ImageEncoder:
                 options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
                 # Idle threads sleep instead of spinning: the cores are shared with
                 # TensorFlow (categorize's serving model, Beam) and other processes, and
-                # spinning threads lost most of the throughput there (BENCHMARKS.md).
+                # spinning threads lost most of the throughput there
+                # (docs/benchmark-notes.md, "Encoders").
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = onnxruntime.InferenceSession(
                     efficientnet_lite0.build_model().SerializeToString(), options,
