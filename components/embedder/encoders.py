@@ -65,8 +65,8 @@ class TextEncoder:
 
     USE's forward pass is numpy on one BLAS thread (`threads`; more BLAS threads per batch
     scale poorly on short titles), and it releases the GIL in its matrix work, so `workers`
-    batches are encoded concurrently by one shared, stateless model: 1,466 titles/s with one
-    worker, 2,546 with two on 2 cores (docs/benchmark-notes.md, "Encoders")."""
+    batches are encoded concurrently by one shared, stateless model (throughput by workers:
+    BENCHMARKS.md, "Encoders")."""
 
     name = "use-multilingual-v3"
 
