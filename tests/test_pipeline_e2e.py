@@ -379,7 +379,11 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     assert "the chief writes the model" in worker and "Training complete" not in worker
     assert str(model.uri) not in re.search(r"saved its copy of the hierarchical model to scratch (\S+)", worker)[1]
     assert sorted(p.name for p in Path(model.uri).iterdir()) == ["Format-Serving"]
-    assert not Path(model_run.uri).exists() or not any(Path(model_run.uri).iterdir())
+    # The model_run artifact holds the chief's TensorBoard logs alone: one event file per
+    # folder (a second writer would add its own file beside it).
+    event_files = sorted(Path(model_run.uri).rglob("events.out.tfevents.*"))
+    assert event_files and {p.parent.name for p in event_files} == {"train", "validation"}
+    assert len(event_files) == len({p.parent for p in event_files})
     assert sorted(p.name for p in (serving / "assets.extra").iterdir()) == [
         "model_info.json", "taxonomy.json", "thresholds.json"]
     info = json.loads((serving / "assets.extra" / "model_info.json").read_text())

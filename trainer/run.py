@@ -12,6 +12,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from trainer import distribution  # noqa: E402  (no TF op before the strategy)
 
+import contextlib  # noqa: E402
 import math  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -134,12 +135,15 @@ def run_fn(fn_args: Any) -> None:
     timer = _train_timer()
     # TensorBoard logs (loss and metrics per epoch, train and calibration) in the Trainer's
     # `model_run` artifact, where TFX users look for them; other workers log to scratch.
-    log_dir = fn_args.model_run_dir if distribution.is_chief() else tempfile.mkdtemp(prefix="worker_logs_")
-    tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0, write_graph=False)
-    history = model.fit(
-        train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=eval_ds, validation_steps=eval_steps,
-        verbose=2, callbacks=[timer, tensorboard],
-    )
+    with contextlib.ExitStack() as stack:
+        log_dir = (fn_args.model_run_dir if distribution.is_chief()
+                   else stack.enter_context(tempfile.TemporaryDirectory(prefix="worker_logs_")))
+        tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0,
+                                                  write_graph=False)
+        history = model.fit(
+            train_ds, epochs=epochs, steps_per_epoch=steps, validation_data=eval_ds, validation_steps=eval_steps,
+            verbose=2, callbacks=[timer, tensorboard],
+        )
     losses = [float(x) for x in history.history["loss"]]
     info = {
         "kind": "baseline" if linear else "hierarchical",
