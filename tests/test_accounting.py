@@ -14,13 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import artifact_utils
 
-from components.artifacts import RejectedRecords
-from components.catalog_example_gen.component import CatalogExampleGen
-from components.catalog_example_gen.executor import Executor
 from schema import features
-from schema.catalog_spec import load_spec
+from tests.fixtures.example_gen import run_catalog_example_gen
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,image\n"
 GOOD_LEVELS = ("Apparel", "Topwear", "Tshirts")
@@ -126,14 +123,7 @@ def _csv_rows(path):
 
 def test_ingest_accounts_for_every_row(seeded, tmp_path):
     catalog, rows = seeded
-    component = CatalogExampleGen(str(catalog), load_spec("fashion"))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    rejected = RejectedRecords()
-    rejected.uri = str(tmp_path / "rejected")
-    exec_properties = dict(component.exec_properties)
-    exec_properties["input_base"] = str(catalog)
-    Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+    examples, rejected = run_catalog_example_gen(catalog, tmp_path)
 
     records = {n: c for n, c in rows.items() if c[2] != "blank"}
     written = [e for s in artifact_utils.decode_split_names(examples.split_names)

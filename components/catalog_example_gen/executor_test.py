@@ -10,6 +10,7 @@ from components.catalog_example_gen.component import CatalogExampleGen
 from components.catalog_example_gen.executor import Executor
 from schema.catalog_spec import load_spec
 from tests.fixtures.demo_catalog import write_demo_catalog
+from tests.fixtures.example_gen import run_catalog_example_gen
 
 
 def _read(split_dir):
@@ -23,15 +24,7 @@ def test_executor_writes_examples_and_rejects(tmp_path):
         handle.write("10001,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,duplicate id,\n")
         handle.write("900,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,escaping photo,../../etc/passwd\n")
         handle.write("901,Men,,,,Blue,Summer,2012,Casual,no category,\n")
-    spec = load_spec("fashion")
-    component = CatalogExampleGen(str(catalog), spec)
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    rejected = RejectedRecords()
-    rejected.uri = str(tmp_path / "rejected")
-    exec_properties = dict(component.exec_properties)
-    exec_properties["input_base"] = str(catalog)
-    Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+    examples, rejected = run_catalog_example_gen(catalog, tmp_path)
 
     splits = artifact_utils.decode_split_names(examples.split_names)
     assert splits == ["train", "calibration", "eval"]
@@ -100,14 +93,7 @@ def test_rejects_and_warnings_are_spreadsheet_safe(tmp_path):
             "=1+1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,,\n"
             "@cmd,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Tee,images/missing.jpg\n")
     (catalog / "products.csv").write_text(header + body)
-    component = CatalogExampleGen(str(catalog), load_spec("fashion"))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    rejected = RejectedRecords()
-    rejected.uri = str(tmp_path / "rejected")
-    exec_properties = dict(component.exec_properties)
-    exec_properties["input_base"] = str(catalog)
-    Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, exec_properties)
+    examples, rejected = run_catalog_example_gen(catalog, tmp_path)
     with open(tmp_path / "rejected" / "rejected.csv", newline="") as handle:
         assert [(r["row"], r["id"]) for r in csv.DictReader(handle)] == [("3", "'=1+1")]
     with open(tmp_path / "rejected" / "warnings.csv", newline="") as handle:
