@@ -29,6 +29,7 @@ import os
 import re
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -139,7 +140,8 @@ class Launcher:
     def _task_dir(self, name: str, run_id: str) -> Path:
         root = self.job["runtimeConfig"]["gcsOutputDirectory"].rstrip("/")
         if self.shape == VERTEX:
-            return Path(root) / PROJECT_NUMBER / run_id / f"{name}_{abs(hash((name, run_id))) % 10**8}"
+            task_id = zlib.crc32(f"{run_id}/{name}".encode()) % 10**8  # Vertex AI: <task>_<task id>
+            return Path(root) / PROJECT_NUMBER / run_id / f"{name}_{task_id}"
         return Path(root) / self.spec["pipelineInfo"]["name"] / run_id / name
 
     def _run_task(self, name: str, run_id: str, results: dict[str, TaskResult]) -> TaskResult:
