@@ -47,31 +47,33 @@ def _remote_version_dirs(base: str) -> list[str]:
     return sorted((f"{base}/{name}" for name in names if name.isdigit()), key=lambda p: int(p.rsplit("/", 1)[1]))
 
 
-def _remote_why_incomplete(folder: str) -> Optional[str]:
+def _read_text(path: str) -> str:
+    """A file's text; FileNotFoundError when it is not there (local or object store)."""
+    if not _is_remote(path):
+        return Path(path).read_text(encoding="utf-8")
     import tensorflow as tf
 
-    folder = folder.rstrip("/")
-    marker = f"{folder}/{COMPLETE_MARKER}"
-    if not tf.io.gfile.exists(marker):
-        return f"no {COMPLETE_MARKER} marker (a push that did not finish, or a copy made by hand)"
-    if not tf.io.gfile.exists(f"{folder}/{SAVED_MODEL_PB}"):
-        return f"no {SAVED_MODEL_PB}"
-    with tf.io.gfile.GFile(marker, "r") as handle:
-        text = handle.read()
-    if not text.strip():
-        return None
-    try:
-        files = json.loads(text)["files"]
-    except (ValueError, KeyError, TypeError):
-        return f"malformed {COMPLETE_MARKER} marker"
-    for name, size in files.items():
-        path = f"{folder}/{name}"
-        if not tf.io.gfile.exists(path):
-            return f"{name} is missing"
-        actual = tf.io.gfile.stat(path).length
-        if actual != size:
-            return f"{name} has {actual} bytes, the marker says {size}"
-    return None
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return handle.read()
+
+
+def _size(path: str) -> int:
+    """A file's size in bytes; OSError when it is not a file there."""
+    if not _is_remote(path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        return os.stat(path).st_size
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    return tf.io.gfile.stat(path).length
+
+
+def _join(folder: PathLike, name: str) -> str:
+    return f"{str(folder).rstrip('/')}/{name}" if _is_remote(folder) else os.path.join(folder, name)
 
 
 def version_dirs(base: PathLike) -> list[Path]:
@@ -101,17 +103,15 @@ def marker_text(folder: PathLike) -> str:
 
 def why_incomplete(folder: PathLike) -> Optional[str]:
     """None when `folder` is a complete version, else the reason it is not."""
-    if _is_remote(folder):
-        return _remote_why_incomplete(str(folder))
-    folder = Path(folder)
-    marker = folder / COMPLETE_MARKER
     try:
-        text = marker.read_text(encoding="utf-8")
+        text = _read_text(_join(folder, COMPLETE_MARKER))
     except FileNotFoundError:
         return f"no {COMPLETE_MARKER} marker (a push that did not finish, or a copy made by hand)"
     except (OSError, UnicodeDecodeError) as err:
         return f"unreadable {COMPLETE_MARKER} marker: {err}"
-    if not (folder / SAVED_MODEL_PB).is_file():
+    try:
+        _size(_join(folder, SAVED_MODEL_PB))
+    except OSError:
         return f"no {SAVED_MODEL_PB}"
     if not text.strip():
         return None  # an object-store push writes an empty marker after every file
@@ -120,9 +120,8 @@ def why_incomplete(folder: PathLike) -> Optional[str]:
     except (ValueError, KeyError, TypeError):
         return f"malformed {COMPLETE_MARKER} marker"
     for name, size in files.items():
-        path = folder / name
         try:
-            actual = path.stat().st_size
+            actual = _size(_join(folder, name))
         except OSError:
             return f"{name} is missing"
         if actual != size:
