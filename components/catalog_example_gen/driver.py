@@ -15,7 +15,7 @@ from typing import Optional
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.components.example_gen import utils
 
-from components.catalog_example_gen.fingerprint import CatalogInputProcessor, catalog_fingerprint
+from components.catalog_example_gen.fingerprint import CatalogInputProcessor, with_catalog_fingerprint
 
 
 class CatalogDriver(example_gen_driver.FileBasedDriver):
@@ -32,7 +32,7 @@ def add_catalog_fingerprint(output_file: str, input_base: str) -> str:
     with fileio.open(output_file, "rb") as handle:
         output = json_format.Parse(handle.read(), pipeline_spec_pb2.ExecutorOutput(), ignore_unknown_fields=True)
     key = utils.FINGERPRINT_PROPERTY_NAME
-    fingerprint = f"{output.parameter_values[key].string_value}\n{catalog_fingerprint(input_base)}"
+    fingerprint = with_catalog_fingerprint(output.parameter_values[key].string_value, input_base)
     output.parameter_values[key].string_value = fingerprint
     for artifact_list in output.artifacts.values():
         for artifact in artifact_list.artifacts:

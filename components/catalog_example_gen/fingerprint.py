@@ -53,6 +53,11 @@ def catalog_fingerprint(input_base: str) -> str:
     return fingerprint_files(_files(input_base))
 
 
+def with_catalog_fingerprint(input_fingerprint: str, input_base: str) -> str:
+    """TFX's fingerprint of the split files, followed by the whole catalog folder's."""
+    return f"{input_fingerprint}\n{catalog_fingerprint(input_base)}"
+
+
 class CatalogInputProcessor(input_processor.FileBasedInputProcessor):
     """TFX's file-based processor whose fingerprint also covers the photos."""
 
@@ -61,4 +66,4 @@ class CatalogInputProcessor(input_processor.FileBasedInputProcessor):
         self._catalog_dir = input_base_uri
 
     def get_input_fingerprint(self, span: int, version=None) -> str:
-        return f"{super().get_input_fingerprint(span, version)}\n{catalog_fingerprint(self._catalog_dir)}"
+        return with_catalog_fingerprint(super().get_input_fingerprint(span, version), self._catalog_dir)
