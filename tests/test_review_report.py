@@ -262,7 +262,7 @@ def test_chromium_renders_the_report(tmp_path):
     assert "NOT BLESSED" in text
     for value in ("0.8123", "0.8521", "\u22120.0398", "0.3100", "0.5200", "\u22120.2100", "+0.1000"):
         assert value in text, value
-    assert "hierarchical_f1 on slice has_image = 1: candidate = 0.3100, must be \u2265 0.5 (value threshold)" in text
+    assert "leaf_accuracy on slice has_image = 1: candidate = 0.3100, must be \u2265 0.5 (value threshold)" in text
     # Still text after parsing (the DOM serialiser escapes <, > and & in text), not elements.
     assert f"{html_escape(EVIL, quote=False)}</td>" in text
     assert '<img src="x"' not in text and 'onerror="' not in text and "<b>co</b>" not in text
