@@ -1,10 +1,14 @@
 """The static review report of one pipeline run: one self-contained HTML page.
 
-Pure functions over plain Python data (no TensorFlow, no TFMA): the `ReviewReport`
-component reads the run's artifacts into these structures, and tests can build them by
-hand. The page needs no network and no JavaScript: inline CSS, an inline SVG chart and
-thumbnails as `data:` URIs. Every piece of text is HTML-escaped (titles come from
-merchants).
+Two halves. This module is the data and the numbers, in plain Python (no TensorFlow, no
+TFMA, no markup): the `ReviewReport` component reads the run's artifacts into
+`ReportData`, and tests can build it by hand; the curves, operating points, confusions,
+error sample, intervals and failure sentences are computed here, and `page_view` turns
+them into the rows, cells and chart coordinates the page shows. The page itself is the
+Jinja2 template `evaluator/templates/report.html.j2` (package data), rendered with
+autoescape on, so every piece of text is HTML-escaped (titles come from merchants). The
+page needs no network and no JavaScript: inline CSS, an inline SVG chart and thumbnails as
+`data:` URIs.
 
 Sections: the verdict and why (each failing threshold spelled out), metrics per slice for
 candidate and baseline side by side with the differences (regressions highlighted), the
@@ -18,10 +22,12 @@ import base64
 import collections
 import dataclasses
 import datetime
-import html
+import functools
 import io
 import math
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import jinja2
 
 from evaluator.stats import Interval
 from schema.taxonomy import ancestors
@@ -307,10 +313,6 @@ def thumbnail_data_uri(data: bytes, max_px: int = THUMBNAIL_PX) -> Optional[str]
 # ---------------------------------------------------------------------------- text
 
 
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _num(value: float) -> str:
     return f"{value + 0.0:g}"  # + 0.0: no "-0"
 
@@ -420,59 +422,19 @@ def _slice_order(names: Iterable[str]) -> List[str]:
     return sorted(set(names), key=key)
 
 
-# ---------------------------------------------------------------------------- sections
-
-CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#1d232a;max-width:1200px}
-h1{font-size:1.6em;margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
-table{border-collapse:collapse;margin:8px 0;font-size:.9em}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.verdict{display:inline-block;padding:6px 14px;border-radius:4px;font-weight:bold;font-size:1.2em;color:#fff}
-.verdict.ok{background:#1a7f37}.verdict.fail{background:#cf222e}.verdict.unknown{background:#6e7781}
-td.regression{background:#ffebe9;color:#a40e26;font-weight:bold}td.improvement{color:#1a7f37}
-td.failed{outline:2px solid #cf222e;outline-offset:-2px}
-.muted{color:#6e7781}.small{font-size:.85em}ul.failures li{margin:4px 0}
-img.thumb{max-width:96px;max-height:96px;display:block}
-details{margin:6px 0}summary{cursor:pointer;font-weight:bold}
-.legend span{margin-right:16px}
-"""
+# ---------------------------------------------------------------------------- the page's view
+# What the template shows, computed here: cells with their formatted numbers, intervals and
+# CSS classes, the chart's coordinates. The template only lays them out.
 
 
-def _verdict_html(data: ReportData) -> str:
-    v = data.validation
-    blessed = data.blessed if data.blessed is not None else v.ok
-    if blessed is None:
-        badge = '<span class="verdict unknown" id="verdict">NO VERDICT</span>'
-    elif blessed:
-        badge = '<span class="verdict ok" id="verdict">BLESSED</span>'
-    else:
-        badge = '<span class="verdict fail" id="verdict">NOT BLESSED</span>'
-    out = [f"<section id=\"validation\"><h2>Verdict</h2><p>{badge}</p>"]
-    if v.ok is None:
-        out.append("<p>No TFMA validation result was found for this run.</p>")
-    elif v.ok:
-        out.append("<p>Every threshold of the evaluation config passed.</p>")
-    else:
-        out.append(f"<p>Validation failed: {len(v.failures)} threshold(s) not met.</p>")
-    if v.failures:
-        out.append('<ul class="failures">')
-        for text in explain_failures(v.failures, data.intervals):
-            out.append(f"<li>{esc(text)}</li>")
-        out.append("</ul>")
-    out.append(f'<p class="small" id="gate-rule">Rule: {esc(GATE_RULE)}</p>')
-    if v.missing_slices:
-        out.append("<p>Slices with thresholds but no data: "
-                   + ", ".join(f"<code>{esc(s)}</code>" for s in v.missing_slices) + "</p>")
-    if v.missing_thresholds:
-        out.append("<p>Some configured thresholds had no metric to check (missing_thresholds).</p>")
-    if v.rubber_stamp:
-        out.append("<p class=\"muted\">No baseline model: change thresholds were not checked "
-                   "(rubber stamp); only value thresholds applied.</p>")
-    if data.blessed is not None and v.ok is not None and data.blessed != v.ok:
-        out.append("<p><strong>Note:</strong> the blessing and the validation result disagree.</p>")
-    out.append("</section>")
-    return "\n".join(out)
+@dataclasses.dataclass
+class Cell:
+    """One number of a table: its text, its interval (lower, upper) when one was written,
+    and its CSS classes."""
+
+    text: str
+    css: str = "num"
+    ci: Optional[Tuple[float, float]] = None
 
 
 def _failed_cells(failures: Sequence[ThresholdFailure]) -> Dict[Tuple[str, str], set]:
@@ -502,112 +464,100 @@ def _confidence_text(confidence: Optional[float]) -> str:
     return f"{confidence:.0%}" if confidence else "two-sided"
 
 
-def _ci(intervals: Mapping[str, Interval], name: str) -> str:
-    """' [lower, upper]' of a metric's interval, '' when none was written."""
+def _ci(intervals: Mapping[str, Interval], name: str) -> Optional[Tuple[float, float]]:
+    """(lower, upper) of a metric's interval, None when none was written."""
     value = intervals.get(name)
     if value is None or _isnan(value.lower):
-        return ""
-    return f' <span class="ci">[{fmt(value.lower, 3)}, {fmt(value.upper, 3)}]</span>'
+        return None
+    return (value.lower, value.upper)
+
+
+def _model_cells(name: str, cand: Mapping[str, float], base: Mapping[str, float],
+                 intervals: Mapping[str, Mapping[str, Interval]], kinds: set,
+                 has_baseline: bool) -> List[Cell]:
+    """candidate, and with a baseline: baseline and the difference (TFMA's paired one when
+    written, else computed)."""
+    c = cand.get(name)
+    cells = [Cell(fmt(c), _value_class("value" in kinds), _ci(intervals.get(CANDIDATE, {}), name))]
+    if has_baseline:
+        b = base.get(name)
+        diffs = intervals.get(DIFFERENCE, {})
+        d = diffs[name].value if name in diffs else difference(c, b)
+        cells.append(Cell(fmt(b), "num", _ci(intervals.get(BASELINE, {}), name)))
+        cells.append(Cell(fmt_diff(d), _diff_class(d, "change" in kinds), _ci(diffs, name)))
+    return cells
 
 
 def _metric_table(slice_name: str, by_model: Mapping[str, Mapping[str, float]], order: Sequence[str],
                   descriptions: Mapping[str, str], has_baseline: bool, failed: Mapping,
-                  intervals: Optional[Mapping[str, Mapping[str, Interval]]] = None) -> str:
-    cand = by_model.get(CANDIDATE, {})
-    base = by_model.get(BASELINE, {})
-    intervals = intervals or {}
-    cand_ci, base_ci, diff_ci = (intervals.get(k, {}) for k in (CANDIDATE, BASELINE, DIFFERENCE))
-    head = "<tr><th>metric</th><th>candidate</th>"
-    if has_baseline:
-        head += "<th>baseline</th><th>\u0394 (candidate \u2212 baseline)</th>"
-    head += "<th>meaning</th></tr>"
-    rows = [f'<table class="metrics" data-slice="{esc(slice_name)}">', head]
+                  intervals: Optional[Mapping[str, Mapping[str, Interval]]] = None) -> dict:
+    cand, base = by_model.get(CANDIDATE, {}), by_model.get(BASELINE, {})
+    rows = []
     for name in order:
         if name not in cand and name not in base:
             continue
-        c, b = cand.get(name), base.get(name)
-        diff = diff_ci[name].value if name in diff_ci else difference(c, b)
         kinds = failed.get((slice_name, name), set())
-        mark = " \u2717" if kinds else ""
-        row = (f'<tr data-metric="{esc(name)}"><td>{esc(name)}{mark}</td>'
-               f'<td class="{_value_class("value" in kinds)}">{fmt(c)}{_ci(cand_ci, name)}</td>')
-        if has_baseline:
-            row += (f'<td class="num">{fmt(b)}{_ci(base_ci, name)}</td>'
-                    f'<td class="{_diff_class(diff, "change" in kinds)}">{fmt_diff(diff)}{_ci(diff_ci, name)}</td>')
-        row += f'<td class="small muted">{esc(descriptions.get(name, ""))}</td></tr>'
-        rows.append(row)
-    rows.append("</table>")
-    return "\n".join(rows)
+        rows.append({"metric": name, "failed": bool(kinds), "description": descriptions.get(name, ""),
+                     "cells": _model_cells(name, cand, base, intervals or {}, kinds, has_baseline)})
+    return {"slice": slice_name, "rows": rows}
 
 
-def _metrics_html(data: ReportData, descriptions: Mapping[str, str]) -> str:
+def _metrics_view(data: ReportData, descriptions: Mapping[str, str]) -> Optional[dict]:
     metrics = data.metrics
     if not metrics:
-        return '<section id="metrics"><h2>Metrics</h2><p>No metrics were found.</p></section>'
+        return None
     has_baseline = any(BASELINE in by_model and by_model[BASELINE] for by_model in metrics.values())
     all_names = {m for by_model in metrics.values() for values in by_model.values() for m in values}
     order = _metric_order(all_names, descriptions)
     failed = _failed_cells(data.validation.failures)
     slices = _slice_order(metrics)
-    out = ['<section id="metrics"><h2>Metrics</h2>']
-    if not has_baseline:
-        out.append('<p class="muted">No baseline model in this evaluation: candidate only.</p>')
-    else:
-        out.append('<p class="small">Red: the candidate is worse than the baseline (all metrics '
-                   'here are higher-is-better). \u2717: a threshold failed on this metric and slice. '
-                   f'Brackets: {_confidence_text(data.confidence)} confidence interval over the slice\'s '
-                   'products (exact for shares, '
-                   'bootstrap for ratios; the difference is paired over the same products).</p>')
-    if OVERALL in metrics:
-        out.append(f"<h3>{OVERALL}</h3>")
-        out.append(_metric_table(OVERALL, metrics[OVERALL], order, descriptions, has_baseline, failed,
-                                 data.intervals.get(OVERALL)))
-    # One row per slice, headline metrics side by side.
+
+    def table(s: str) -> dict:
+        return _metric_table(s, metrics[s], order, descriptions, has_baseline, failed, data.intervals.get(s))
+
     headline = [m for m in HEADLINE_METRICS if m in all_names]
-    out.append('<h3>Slices</h3><table id="slice-summary"><tr><th rowspan="2">slice</th>'
-               '<th rowspan="2">products</th>')
-    span = 3 if has_baseline else 1
-    out.append("".join(f'<th colspan="{span}">{esc(m)}</th>' for m in headline)
-               + '<th rowspan="2">failed thresholds</th></tr><tr>')
-    out.append("".join(("<th>cand.</th><th>base.</th><th>\u0394</th>" if has_baseline else "<th>cand.</th>")
-                       for _ in headline) + "</tr>")
+    summary = []
     for s in slices:
         cand, base = metrics[s].get(CANDIDATE, {}), metrics[s].get(BASELINE, {})
-        here = data.intervals.get(s, {})
         count = cand.get(EXAMPLE_COUNT)
-        row = (f'<tr data-slice="{esc(s)}"><td>{esc(s)}</td>'
-               f'<td class="num">{int(count) if not _isnan(count) else "n/a"}</td>')
-        for m in headline:
-            c, b = cand.get(m), base.get(m)
-            kinds = failed.get((s, m), set())
-            row += f'<td class="{_value_class("value" in kinds)}">{fmt(c)}{_ci(here.get(CANDIDATE, {}), m)}</td>'
-            if has_baseline:
-                diffs = here.get(DIFFERENCE, {})
-                d = diffs[m].value if m in diffs else difference(c, b)
-                row += (f'<td class="num">{fmt(b)}{_ci(here.get(BASELINE, {}), m)}</td>'
-                        f'<td class="{_diff_class(d, "change" in kinds)}">{fmt_diff(d)}{_ci(diffs, m)}</td>')
-        failed_here = sorted(m for (slice_, m) in failed if slice_ == s)
-        out.append(row + f'<td class="small">{esc(", ".join(failed_here))}</td></tr>')
-    out.append("</table>")
-    out.append("<h3>Every metric per slice</h3>")
+        cells = [cell for m in headline
+                 for cell in _model_cells(m, cand, base, data.intervals.get(s, {}), failed.get((s, m), set()),
+                                          has_baseline)]
+        summary.append({"slice": s, "count": int(count) if not _isnan(count) else "n/a", "cells": cells,
+                        "failed": ", ".join(sorted(m for (slice_, m) in failed if slice_ == s))})
+    details = []
     for i, s in enumerate(slices):
         if s == OVERALL:
             continue
         cand, base = metrics[s].get(CANDIDATE, {}), metrics[s].get(BASELINE, {})
         diffs = [difference(cand.get(m), base.get(m)) for m in order]
         regress = any(d is not None and d < -EPSILON for d in diffs)
-        flag = ' <span class="muted">(regressions)</span>' if regress and has_baseline else ""
-        out.append(f'<details id="slice-{i}"><summary>{esc(s)}{flag}</summary>')
-        out.append(_metric_table(s, metrics[s], order, descriptions, has_baseline, failed,
-                                 data.intervals.get(s)))
-        out.append("</details>")
-    out.append("</section>")
-    return "\n".join(out)
+        details.append({"index": i, "slice": s, "regressions": regress and has_baseline, "table": table(s)})
+    return {"has_baseline": has_baseline, "confidence": _confidence_text(data.confidence),
+            "overall": table(OVERALL) if OVERALL in metrics else None, "headline": headline,
+            "summary": summary, "details": details}
 
 
-def _svg_chart(curves: Sequence[Tuple[str, List[CurvePoint], str, str]],
-               points: Sequence[Tuple[str, float, float, str]]) -> str:
-    """curves: (label, points, colour, dash); points: (label, coverage, precision, colour)."""
+@dataclasses.dataclass
+class Chart:
+    """The coverage-precision chart's geometry, in SVG user units."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    plot_width: int
+    plot_height: int
+    x_ticks: List[Tuple[float, str]]  # (x, label)
+    y_ticks: List[Tuple[float, str]]  # (y, label)
+    curves: List[dict]  # label, points ("x,y x,y ..."), colour, dash
+    points: List[dict]  # label, x, y, colour, coverage, precision
+
+
+def chart(curves: Sequence[Tuple[str, List[CurvePoint], str, str]],
+          points: Sequence[Tuple[str, float, float, str]]) -> Chart:
+    """curves: (label, points, colour, dash); points: (label, coverage, precision, colour).
+    The y axis starts at a round tenth at most 0.9, below every precision shown."""
     width, height = 680, 420
     left, right, top, bottom = 60, 20, 20, 50
     pw, ph = width - left - right, height - top - bottom
@@ -621,45 +571,24 @@ def _svg_chart(curves: Sequence[Tuple[str, List[CurvePoint], str, str]],
     def sy(y: float) -> float:
         return top + (1 - (y - y_min) / (1 - y_min)) * ph
 
-    out = [f'<svg id="coverage-precision" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="coverage-precision curve">',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="#8c959f"/>']
-    for i in range(11):
-        x = i / 10
-        out.append(f'<line x1="{sx(x):.1f}" y1="{top}" x2="{sx(x):.1f}" y2="{top + ph}" stroke="#eaeef2"/>')
-        out.append(f'<text x="{sx(x):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">{x:.1f}</text>')
     steps = int(round((1 - y_min) * 10))
-    for i in range(steps + 1):
-        y = y_min + i / 10
-        out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{left + pw}" y2="{sy(y):.1f}" stroke="#eaeef2"/>')
-        out.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" font-size="11" text-anchor="end">{y:.1f}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">'
-               'coverage (share of products given a path)</text>')
-    out.append(f'<text x="14" y="{top + ph / 2}" font-size="12" text-anchor="middle" '
-               f'transform="rotate(-90 14 {top + ph / 2})">precision</text>')
-    for label, pts, colour, dash in curves:
-        if not pts:
-            continue
-        coords = " ".join(f"{sx(p.coverage):.1f},{sy(max(p.precision, y_min)):.1f}" for p in pts)
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<polyline class="curve" fill="none" stroke="{colour}" stroke-width="2"{dash_attr} '
-                   f'points="{coords}"><title>{esc(label)}</title></polyline>')
-    for label, x, y, colour in points:
-        if _isnan(x) or _isnan(y):
-            continue
-        out.append(f'<circle class="operating-point" cx="{sx(x):.1f}" cy="{sy(max(y, y_min)):.1f}" r="6" '
-                   f'fill="{colour}" stroke="#000"><title>{esc(label)}: coverage {fmt(x, 3)}, '
-                   f'node precision {fmt(y, 3)}</title></circle>')
-    out.append("</svg>")
-    return "\n".join(out)
+    return Chart(
+        width=width, height=height, left=left, top=top, plot_width=pw, plot_height=ph,
+        x_ticks=[(sx(i / 10), f"{i / 10:.1f}") for i in range(11)],
+        y_ticks=[(sy(y_min + i / 10), f"{y_min + i / 10:.1f}") for i in range(steps + 1)],
+        curves=[{"label": label, "colour": colour, "dash": dash,
+                 "points": " ".join(f"{sx(p.coverage):.1f},{sy(max(p.precision, y_min)):.1f}" for p in pts)}
+                for label, pts, colour, dash in curves if pts],
+        points=[{"label": label, "x": sx(x), "y": sy(max(y, y_min)), "colour": colour,
+                 "coverage": fmt(x, 3), "precision": fmt(y, 3)}
+                for label, x, y, colour in points if not (_isnan(x) or _isnan(y))],
+    )
 
 
-def _curve_html(examples: Sequence[ExampleResult]) -> str:
+def _curve_view(examples: Sequence[ExampleResult]) -> Optional[dict]:
     rows = labelled(examples)
-    out = ['<section id="curve"><h2>Coverage and precision</h2>']
     if not rows:
-        out.append("<p>No labelled products: no curve.</p></section>")
-        return "\n".join(out)
+        return None
     models = [(CANDIDATE, "#0969da", [e.candidate for e in rows])]
     if all(e.baseline is not None for e in rows):
         models.append((BASELINE, "#6e7781", [e.baseline for e in rows]))
@@ -674,116 +603,65 @@ def _curve_html(examples: Sequence[ExampleResult]) -> str:
         op = operating_point(list(zip(preds, truths)))
         marks.append((f"{name} per-node thresholds", op.coverage, op.node_precision,
                       "#fb8500" if name == CANDIDATE else "#adb5bd"))
-        table.append((name, op, exact))
-    out.append(
-        f"<p>Over the {len(rows)} labelled products of the split. Lines: one global threshold on the "
-        "confidence of the decoded path (<code>full_confidence</code>) swept from high to low; a product "
-        "is predicted when its confidence reaches the threshold. Solid: precision = share of predicted "
-        "products whose decoded path is exactly the true path. Dashed: node precision = share whose "
-        "decoded path is the true path or an ancestor of it. Dot: the operating point of the per-node "
-        "back-off thresholds (<code>category_path</code>): its coverage and node precision.</p>")
-    out.append('<p class="legend small">' + "".join(
-        f'<span style="color:{c}">\u25a0 {esc(n)}</span>' for n, c, _ in models)
-        + '<span style="color:#fb8500">\u25cf per-node thresholds (candidate)</span></p>')
-    out.append(_svg_chart(curves, marks[::-1]))  # the candidate's dot drawn last, on top
-    out.append('<table id="operating-points"><tr><th>model</th><th>products</th><th>coverage</th>'
-               '<th>node precision</th><th>exact precision</th>'
-               '<th>global threshold reaching the same coverage: exact precision</th></tr>')
-    for name, op, exact in table:
         same = next((p for p in exact if p.coverage >= op.coverage - EPSILON), None)
-        same_text = f"{fmt(same.precision)} (threshold {fmt(same.threshold, 3)})" if same else "n/a"
-        out.append(f'<tr data-model="{esc(name)}"><td>{esc(name)}</td><td class="num">{op.n}</td>'
-                   f'<td class="num">{fmt(op.coverage)}</td><td class="num">{fmt(op.node_precision)}</td>'
-                   f'<td class="num">{fmt(op.exact_precision)}</td><td class="num">{same_text}</td></tr>')
-    out.append("</table></section>")
-    return "\n".join(out)
+        table.append({"model": name, "op": op,
+                      "same": f"{fmt(same.precision)} (threshold {fmt(same.threshold, 3)})" if same else "n/a"})
+    return {"products": len(rows), "legend": [(name, colour) for name, colour, _ in models],
+            "chart": chart(curves, marks[::-1]),  # the candidate's dot drawn last, on top
+            "operating_points": table}
 
 
-def _confusions_html(examples: Sequence[ExampleResult]) -> str:
-    out = ['<section id="confusions"><h2>Most frequent confusions per level</h2>',
-           '<p class="small">Decoded path (before thresholds) against the true path, level by level; a '
-           'product is counted at the first level where it goes wrong.</p>']
-    confusions = confusions_per_level(examples)
-    if not confusions:
-        out.append("<p>No confusions: every decoded path is right.</p>")
-    for level, items in confusions.items():
-        out.append(f'<h3>Level {level}</h3><table class="confusions" data-level="{level}">'
-                   "<tr><th>true node</th><th>predicted node</th><th>products</th></tr>")
-        for true_node, predicted, count in items:
-            out.append(f"<tr><td>{esc(true_node)}</td><td>{esc(predicted)}</td>"
-                       f'<td class="num">{count}</td></tr>')
-        out.append("</table>")
-    out.append("</section>")
-    return "\n".join(out)
-
-
-def _errors_html(examples: Sequence[ExampleResult], max_errors: int) -> str:
+def _errors_view(examples: Sequence[ExampleResult], max_errors: int) -> dict:
     rows = labelled(examples)
-    n_wrong = sum(error_kind(e) == WRONG for e in rows)
-    n_backed = sum(error_kind(e) == BACKED_OFF for e in rows)
     chosen = select_errors(rows, max_errors)
-    has_baseline = any(e.baseline is not None for e in chosen)
-    out = ['<section id="errors"><h2>Errors</h2>',
-           f"<p>{n_wrong} product(s) got a wrong path (not the true path nor an ancestor of it); "
-           f"{n_backed} more had a wrong or too shallow decoded path that the thresholds backed off from. "
-           f"Showing {len(chosen)}: wrong paths first, most confident first.</p>"]
-    if not chosen:
-        out.append("</section>")
-        return "\n".join(out)
-    head = ("<tr><th>image</th><th>id / title</th><th>true path</th><th>returned path</th>"
-            "<th>confidence</th><th>decoded path (before thresholds)</th><th>decoded confidence</th>")
-    if has_baseline:
-        head += "<th>baseline path</th>"
-    out.append('<table id="error-sample">' + head + "<th>kind</th></tr>")
+    shown = []
     for e in chosen:
-        if not e.has_image:
-            image = '<span class="muted small">no image</span>'
-        else:
-            uri = thumbnail_data_uri(e.image)
-            image = (f'<img class="thumb" src="{esc(uri)}" alt="{esc(e.title)}">' if uri
-                     else '<span class="muted small">unreadable image</span>')
-        returned = esc(e.candidate.path) if e.candidate.path else '<span class="muted">(abstained)</span>'
-        row = (f'<tr data-id="{esc(e.id)}"><td>{image}</td><td><span class="muted small">{esc(e.id)}</span><br>'
-               f"{esc(e.title)}</td><td>{esc(e.true_path)}</td><td>{returned}</td>"
-               f'<td class="num">{fmt(e.candidate.confidence, 3)}</td><td>{esc(e.candidate.full_path)}</td>'
-               f'<td class="num">{fmt(e.candidate.full_confidence, 3)}</td>')
-        if has_baseline:
-            row += f"<td>{esc(e.baseline.path) if e.baseline else ''}</td>"
-        out.append(row + f"<td>{esc(error_kind(e))}</td></tr>")
-    out.append("</table></section>")
-    return "\n".join(out)
+        uri = thumbnail_data_uri(e.image) if e.has_image else None
+        shown.append({"example": e, "thumbnail": uri, "kind": error_kind(e)})
+    return {"wrong": sum(error_kind(e) == WRONG for e in rows),
+            "backed_off": sum(error_kind(e) == BACKED_OFF for e in rows),
+            "has_baseline": any(e.baseline is not None for e in chosen), "shown": shown}
 
 
-def _tensorboard_html(log_dir: Optional[str]) -> str:
+def _tensorboard_href(log_dir: Optional[str]) -> Optional[str]:
     if not log_dir:
-        return '<p class="small muted" id="tensorboard">No TensorBoard logs recorded for this model.</p>'
-    href = log_dir if "://" in log_dir else "file://" + log_dir
-    return (f'<p class="small" id="tensorboard">Training curves (TensorBoard, the Trainer\'s '
-            f'<code>model_run</code> artifact): <a href="{esc(href)}">{esc(log_dir)}</a>; open with '
-            f'<code>tensorboard --logdir {esc(log_dir)}</code></p>')
+        return None
+    return log_dir if "://" in log_dir else "file://" + log_dir
+
+
+def page_view(data: ReportData) -> dict:
+    """Everything the template shows, as plain values."""
+    descriptions = dict(data.descriptions) if data.descriptions is not None else default_descriptions()
+    v = data.validation
+    return {
+        "title": data.title,
+        "generated": data.generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "context": list(data.context.items()),
+        "tensorboard": data.tensorboard, "tensorboard_href": _tensorboard_href(data.tensorboard),
+        "blessed": data.blessed if data.blessed is not None else v.ok,
+        "validation": v,
+        "failure_lines": explain_failures(v.failures, data.intervals),
+        "gate_rule": GATE_RULE,
+        "disagree": data.blessed is not None and v.ok is not None and data.blessed != v.ok,
+        "metrics": _metrics_view(data, descriptions),
+        "curve": _curve_view(data.examples),
+        "confusions": confusions_per_level(data.examples),
+        "errors": _errors_view(data.examples, data.max_errors),
+    }
+
+
+TEMPLATE = "report.html.j2"
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("evaluator", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = fmt
+    return env
 
 
 def render_report(data: ReportData) -> str:
     """The whole page as one HTML string."""
-    descriptions = dict(data.descriptions) if data.descriptions is not None else default_descriptions()
-    generated = data.generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    context = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in data.context.items())
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(data.title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{esc(data.title)}</h1><p class=\"muted small\">Generated {esc(generated)}</p>",
-        f'<table id="context">{context}</table>' if context else "",
-        _tensorboard_html(data.tensorboard),
-        '<nav class="small"><a href="#validation">verdict</a> \u00b7 <a href="#metrics">metrics</a> \u00b7 '
-        '<a href="#curve">coverage and precision</a> \u00b7 <a href="#confusions">confusions</a> \u00b7 '
-        '<a href="#errors">errors</a></nav>',
-        _verdict_html(data),
-        _metrics_html(data, descriptions),
-        _curve_html(data.examples),
-        _confusions_html(data.examples),
-        _errors_html(data.examples, data.max_errors),
-        "</body></html>",
-    ]
-    return "\n".join(p for p in parts if p)
+    return _environment().get_template(TEMPLATE).render(**page_view(data))

@@ -197,9 +197,13 @@ def test_page_without_baseline_or_examples():
 
 
 def html_escape(text: str, quote: bool = True) -> str:
+    """As the page escapes text: Jinja2's autoescape (markupsafe) in elements and attributes;
+    `quote=False`: as a DOM serialiser writes text (only <, > and &)."""
     import html
 
-    return html.escape(text, quote=quote)
+    import markupsafe
+
+    return str(markupsafe.escape(text)) if quote else html.escape(text, quote=False)
 
 
 # ---------------------------------------------------------------------------- Chromium
