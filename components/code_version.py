@@ -8,7 +8,10 @@ imports, directly or not. Which files is derived, not listed by hand: from the m
 the node names (its executor and driver classes, and dotted names in its exec properties
 such as `trainer.run.run_fn` or the metrics module in the Evaluator's eval_config), the
 `import` statements of the project's own files are followed (read with `ast`, nothing is
-imported). Third-party code is pinned by the lock (and on a cluster by the image digest).
+imported). A module that reads files of its own at run time (the review report's Jinja2
+template) names them in a module-level `CODE_DATA` tuple of paths relative to it, and they
+count as its source. Third-party code is pinned by the lock (and on a cluster by the image
+digest).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Iterable, Optional
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("schema", "components", "trainer", "evaluator", "kubeflow")
 CODE_VERSION_KEY = "code_version"
+DATA_NAME = "CODE_DATA"  # module-level tuple of data files (relative paths) the module runs on
 
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
 
@@ -51,8 +55,18 @@ def _imports(path: Path, module: str) -> Iterable[str]:
             yield from (f"{base}.{alias.name}" for alias in node.names)  # a submodule, or just a name
 
 
+def _data_files(path: Path) -> list[Path]:
+    """The files a module names in its module-level `CODE_DATA` tuple (string literals)."""
+    out = []
+    for node in ast.parse(path.read_bytes(), filename=str(path)).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == DATA_NAME for t in node.targets):
+            out += [path.parent / item for item in ast.literal_eval(node.value)]
+    return out
+
+
 def module_sources(modules: Iterable[str], root: Path = PROJECT_ROOT) -> list[Path]:
-    """The project's source files that `modules` are or import, transitively."""
+    """The project's source files that `modules` are or import, transitively, and the data
+    files they name in `CODE_DATA`."""
     found: dict[Path, str] = {}
     stack = list(modules)
     while stack:
@@ -64,6 +78,10 @@ def module_sources(modules: Iterable[str], root: Path = PROJECT_ROOT) -> list[Pa
             continue
         found[path] = name
         stack.extend(_imports(path, name))
+        for data in _data_files(path):
+            if not data.is_file():
+                raise FileNotFoundError(f"{path} names {data} in {DATA_NAME}, and it does not exist")
+            found[data] = name
     return sorted(found)
 
 

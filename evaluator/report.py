@@ -651,6 +651,8 @@ def page_view(data: ReportData) -> dict:
 
 
 TEMPLATE = "report.html.j2"
+# The template is code too: components/code_version.py hashes it into ReviewReport's cache key.
+CODE_DATA = ("templates/report.html.j2",)
 
 
 @functools.lru_cache(maxsize=1)

@@ -41,6 +41,8 @@ def test_every_project_component_carries_its_code_version(built):
     ("evaluator/metrics.py", {"Evaluator"}, {"CatalogExampleGen", "TaxonomyTrainer", "SafePusher"}),
     ("trainer/model.py", {"TaxonomyTrainer", "BaselineTrainer"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
     ("components/safe_pusher/executor.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
+    ("components/safe_pusher/push.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
+    ("evaluator/templates/report.html.j2", {"ReviewReport"}, {"Evaluator", "SafePusher", "TaxonomyTrainer"}),
     ("schema/catalog_reader.py", {"CatalogExampleGen"}, {"Evaluator", "TaxonomyGen"}),
 ])
 def test_an_edit_reruns_exactly_the_components_that_import_it(built, tmp_path, edited, must_change, must_stay):

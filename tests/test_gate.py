@@ -10,6 +10,7 @@ import pytest
 
 from evaluator import stats
 from schema.config import Gate, GateError
+from tests.fixtures.evaluation import evaluate_from_features, path_example
 
 
 def test_clopper_pearson_matches_published_values():
@@ -102,42 +103,6 @@ def test_gate_settings_are_checked():
 # ---------------------------------------------------------------------------- TFMA
 
 
-def _example(label: str, top: str, cand: str, base: str, cand_full: str = "", base_full: str = ""):
-    import tensorflow as tf
-
-    def b(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-
-    return tf.train.Example(features=tf.train.Features(feature={
-        "category_path": b(label), "level_1": b(top), "has_image": tf.train.Feature(
-            int64_list=tf.train.Int64List(value=[0])),
-        "cand_path": b(cand), "cand_full": b(cand_full or cand),
-        "base_path": b(base), "base_full": b(base_full or base),
-    })).SerializeToString()
-
-
-def _evaluate(tmp_path, records: list[bytes], gate: Gate):
-    """Runs the pipeline's EvalConfig through TFMA, predictions read from features."""
-    import tensorflow as tf
-    import tensorflow_model_analysis as tfma
-
-    from evaluator.eval_config import build_eval_config
-    from schema.catalog_spec import load_spec
-
-    data = str(tmp_path / "eval.tfrecord")
-    with tf.io.TFRecordWriter(data) as writer:
-        for r in records:
-            writer.write(r)
-    config = build_eval_config(load_spec("flipkart"), 2, gate, with_baseline=True)
-    for spec, prefix in zip(config.model_specs, ("cand", "base")):
-        spec.ClearField("signature_name")
-        spec.prediction_keys["category_path"] = f"{prefix}_path"
-        spec.prediction_keys["full_path"] = f"{prefix}_full"
-    out = str(tmp_path / "out")
-    tfma.run_model_analysis(eval_config=config, data_location=data, output_path=out)
-    return out
-
-
 def _failures(output: str) -> list[tuple[str, str]]:
     import tensorflow_model_analysis as tfma
 
@@ -155,17 +120,17 @@ def gate_runs(tmp_path_factory):
     records = []
     for i in range(400):  # Apparel: baseline right on half, candidate on all
         label = "Apparel > Shirts"
-        records.append(_example(label, "Apparel", label, label if i % 2 else "Apparel > Jeans"))
+        records.append(path_example(label, "Apparel", label, label if i % 2 else "Apparel > Jeans"))
     for i in range(50):  # Shoes: candidate loses 30 of 50 the baseline got right
         label = "Shoes > Boots"
-        records.append(_example(label, "Shoes", label if i >= 30 else "Shoes > Heels", label))
+        records.append(path_example(label, "Shoes", label if i >= 30 else "Shoes > Heels", label))
     for _ in range(3):  # Bags: candidate loses all 3 (insignificant)
         label = "Bags > Totes"
-        records.append(_example(label, "Bags", "Bags > Clutches", label))
-    regression = _evaluate(tmp_path_factory.mktemp("regression"), records, Gate())
-    tie_records = [_example("A > B", "A", "A > B", "A > B") for _ in range(100)]
-    tie_records += [_example("A > C", "A", "A > B", "A > B") for _ in range(20)]
-    tie = _evaluate(tmp_path_factory.mktemp("tie"), tie_records, Gate())
+        records.append(path_example(label, "Bags", "Bags > Clutches", label))
+    regression = evaluate_from_features(tmp_path_factory.mktemp("regression"), records, Gate())
+    tie_records = [path_example("A > B", "A", "A > B", "A > B") for _ in range(100)]
+    tie_records += [path_example("A > C", "A", "A > B", "A > B") for _ in range(20)]
+    tie = evaluate_from_features(tmp_path_factory.mktemp("tie"), tie_records, Gate())
     return regression, tie
 
 

@@ -1,4 +1,6 @@
-"""SafePusher: infra check, atomic versioned push and model card, on tiny fake serving models."""
+"""SafePusher's executor end to end (TFX artifacts in, serving folder and PushedModel out):
+infra check, atomic versioned push and model card, on tiny fake serving models and a real
+TFMA evaluation."""
 import json
 import os
 import threading
@@ -16,8 +18,7 @@ from tfx.proto import pusher_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
-from components.safe_pusher import executor as safe_executor  # noqa: E402
-from components.safe_pusher import model_card  # noqa: E402
+from components.safe_pusher import push  # noqa: E402
 from components.safe_pusher.component import SafePusher  # noqa: E402
 from components.safe_pusher.executor import Executor  # noqa: E402
 from schema import features, serving_layout  # noqa: E402
@@ -200,7 +201,7 @@ def test_without_examples_the_smoke_test_is_skipped(tmp_path, models):
 
 
 def test_existing_version_is_bumped(tmp_path, models, monkeypatch):
-    monkeypatch.setattr(safe_executor.time, "time", lambda: 2000.5)
+    monkeypatch.setattr(push.time, "time", lambda: 2000.5)
     (_serving(tmp_path) / "2000").mkdir(parents=True)
     (_serving(tmp_path) / ".incoming-2001").mkdir()  # left by a killed push
     pushed = _push(tmp_path, models["good"])
@@ -300,94 +301,65 @@ def test_readers_never_see_a_partial_version(tmp_path, models, monkeypatch):
     assert not list(_serving(tmp_path).glob(".incoming-*"))
 
 
-EVAL_ROWS = [
-    {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": False, "value": 0.91},
-    {"slice": [], "model": "baseline", "metric": "hierarchical_f1", "diff": False, "value": 0.85},
-    {"slice": [], "model": "candidate", "metric": "hierarchical_f1", "diff": True, "value": 0.06,
-     "lower": 0.041, "upper": 0.079},
-    {"slice": [], "model": "candidate", "metric": "coverage", "diff": False, "value": 0.94},
-    {"slice": [], "model": "baseline", "metric": "coverage", "diff": False, "value": 0.97},
-    {"slice": [], "model": "candidate", "metric": "leaf_accuracy", "diff": False, "value": float("nan")},
-    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "leaf_accuracy", "diff": False,
-     "value": 0.93, "lower": 0.871, "upper": 0.969},
-    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "example_count", "diff": False,
-     "value": 100.0},
-    {"slice": [("level_1", "Apparel")], "model": "candidate", "metric": "leaf_accuracy", "diff": True,
-     "value": 0.43, "lower": 0.33, "upper": 0.52},
-    {"slice": [("level_1", "Apparel")], "model": "baseline", "metric": "leaf_accuracy", "diff": False,
-     "value": 0.5},
-    {"slice": [("gender", "Men")], "model": "candidate", "metric": "coverage", "diff": False, "value": 0.8},
-]
+def test_model_card_json_holds_the_real_evaluation(tmp_path, models, examples):
+    """A real TFMA evaluation (the pipeline's EvalConfig, predictions given as features) is
+    read by the pusher, and model_card.json says what was evaluated: the counts and shares
+    below are set by construction, the intervals are the exact (Clopper-Pearson) ones."""
+    from scipy.stats import beta
 
+    from tests.fixtures.evaluation import evaluate_from_features, path_example
 
-def test_model_card_with_evaluation(tmp_path, models, monkeypatch):
+    top, bottom, shoes = "Apparel > Topwear", "Apparel > Bottomwear", "Footwear > Shoes"
+    records = []
+    # Apparel (25): the candidate gets 22 right, the baseline 15 of those.
+    records += [path_example(top, "Apparel", top, top if i < 15 else bottom) for i in range(22)]
+    records += [path_example(top, "Apparel", bottom, bottom) for _ in range(3)]
+    # Footwear (15): both get the same 12 right.
+    records += [path_example(shoes, "Footwear", shoes if i < 12 else top, shoes if i < 12 else top)
+                for i in range(15)]
     evaluation = standard_artifacts.ModelEvaluation()
-    evaluation.uri = str(tmp_path / "evaluation")
-    calls = []
+    evaluation.uri = evaluate_from_features(tmp_path / "tfma", records, depth=2)
 
-    def fake_read(uri):
-        calls.append(uri)
-        return EVAL_ROWS, True
-
-    monkeypatch.setattr(safe_executor, "read_evaluation", fake_read)
-    pushed = _push(tmp_path, models["good"], evaluation=evaluation)
-    assert calls == [evaluation.uri]
+    pushed = _push(tmp_path, models["good"], examples, evaluation=evaluation)
+    assert pushed.get_int_custom_property("pushed") == 1
     target = Path(pushed.get_string_custom_property("pushed_destination"))
     card = json.loads((target / "model_card.json").read_text())
-    overall = card["evaluation"]["overall"]
-    assert overall["candidate"]["hierarchical_f1"] == 0.91 and overall["baseline"]["hierarchical_f1"] == 0.85
-    assert overall["difference"]["hierarchical_f1"] == 0.06  # TFMA's own diff
-    assert overall["difference"]["coverage"] == pytest.approx(-0.03)  # computed
-    assert overall["candidate"]["leaf_accuracy"] is None  # NaN -> null, the JSON stays standard
-    assert card["evaluation"]["validation_ok"] is True
-    slices = {s["slice"]: s["metrics"] for s in card["evaluation"]["slices"]}
-    assert slices == {"gender=Men": {"coverage": 0.8}, "level_1=Apparel": {"leaf_accuracy": 0.93}}
-    apparel = card["evaluation"]["slices"][0]
-    assert apparel["examples"] == 100 and apparel["intervals"] == {"leaf_accuracy": [0.871, 0.969]}
-    assert apparel["difference_intervals"] == {"leaf_accuracy": [0.33, 0.52]}
-    assert [s["column"] for s in card["evaluation"]["slices"]] == ["level_1", "gender"]
+    facts = card["evaluation"]
+    assert facts["available"] is True and facts["note"] == ""
+    assert facts["validation_ok"] is True  # floors met, a significant win (7 discordant, all the candidate's)
+    overall = facts["overall"]
+    assert overall["candidate"]["leaf_accuracy"] == pytest.approx(34 / 40)
+    assert overall["baseline"]["leaf_accuracy"] == pytest.approx(27 / 40)
+    assert overall["difference"]["leaf_accuracy"] == pytest.approx(7 / 40)
+    assert overall["candidate"]["example_count"] == 40
+    lower, upper = facts["overall_intervals"]["candidate"]["leaf_accuracy"]
+    assert lower == pytest.approx(beta.ppf(0.025, 34, 7)) and upper == pytest.approx(beta.ppf(0.975, 35, 6))
+    assert 0 < facts["overall_intervals"]["difference"]["leaf_accuracy"][0] < 7 / 40
+    slices = {s["slice"]: s for s in facts["slices"] if s["column"] == "level_1"}
+    assert set(slices) == {"level_1=Apparel", "level_1=Footwear"}
+    assert slices["level_1=Apparel"]["examples"] == 25
+    assert slices["level_1=Apparel"]["metrics"]["leaf_accuracy"] == pytest.approx(22 / 25)
+    assert slices["level_1=Apparel"]["difference"]["leaf_accuracy"] == pytest.approx(7 / 25)
+    assert slices["level_1=Footwear"]["examples"] == 15
+    assert slices["level_1=Footwear"]["metrics"]["leaf_accuracy"] == pytest.approx(12 / 15)
+    assert slices["level_1=Footwear"]["difference"]["leaf_accuracy"] == pytest.approx(0.0)
+    assert card["blessed"] is True and card["source_model"] == os.path.join(models["good"].uri, "Format-Serving")
     md = (target / "model_card.md").read_text()
-    assert "| hierarchical_f1 | 0.9100 | 0.8500 | +0.0600 [0.041, 0.079] |" in md
-    assert "| coverage | 0.9400 | 0.9700 | -0.0300 |" in md
-    assert "#### top-level category" in md
-    assert "| Apparel | 100 | 0.9300 [0.871, 0.969] | n/a | n/a | n/a | +0.4300 [0.330, 0.520] |" in md
-    assert "#### gender" in md
+    assert "| leaf_accuracy | 0.8500 [" in md and "| Apparel | 25 | 0.8800 [" in md
+    # The archive copy carries the same card.
+    assert json.loads((Path(pushed.uri) / "model_card.json").read_text()) == card
 
 
-def test_unreadable_evaluation_does_not_stop_the_push(tmp_path, models, monkeypatch):
+def test_unreadable_evaluation_does_not_stop_the_push(tmp_path, models):
     evaluation = standard_artifacts.ModelEvaluation()
     evaluation.uri = str(tmp_path / "evaluation")
-
-    def broken(uri):
-        raise OSError("no metrics file")
-
-    monkeypatch.setattr(safe_executor, "read_evaluation", broken)
+    os.makedirs(evaluation.uri)
+    with open(os.path.join(evaluation.uri, "metrics-00000-of-00001.tfrecord"), "wb") as handle:
+        handle.write(b"not a TFRecord file")
     pushed = _push(tmp_path, models["good"], evaluation=evaluation)
     assert pushed.get_int_custom_property("pushed") == 1
     md = (Path(pushed.get_string_custom_property("pushed_destination")) / "model_card.md").read_text()
-    assert "Metrics unavailable: cannot read the evaluation" in md and "no metrics file" in md
-
-
-def test_check_outputs_names_missing_outputs():
-    n = 3
-    outputs = {name: np.zeros([n]) for name in safe_executor.contract_outputs(2)}
-    del outputs["level_2_confidence"]
-    problems = safe_executor.check_outputs(outputs, n, TAXONOMY)
-    assert problems == ["outputs missing from the signature: level_2_confidence"]
-    outputs = {name: np.array([b"Apparel > Topwear"] * n) for name in safe_executor.contract_outputs(2)}
-    outputs["confidence"] = outputs["full_confidence"] = np.array([0.5, 0.9, np.nan])
-    outputs["category_path"] = np.array([b"", b"Apparel", b"Apparel > Nope"])
-    problems = safe_executor.check_outputs(outputs, n, TAXONOMY)
-    assert len(problems) == 3
-    assert problems[0].startswith("category_path is not a taxonomy path for 1 of 3 rows, e.g. 'Apparel > Nope'")
-
-
-def test_markdown_without_thresholds_or_taxonomy():
-    card = model_card.build_card(info=None, taxonomy=None, thresholds={}, infra={"status": "skipped"})
-    md = model_card.render_markdown(card)
-    assert "None: the returned path is the full decoded path." in md
-    assert "Not available" in md and "Metrics unavailable" in md
-    json.dumps(card, allow_nan=False)
+    assert f"Metrics unavailable: cannot read the evaluation at {evaluation.uri}" in md
 
 
 def test_component_spec():
@@ -415,24 +387,6 @@ def test_component_spec():
         SafePusher(model=None, push_destination=destination)
     with pytest.raises(ValueError):
         SafePusher(model=Channel(type=standard_artifacts.Model))
-
-
-def test_push_by_copy_fallback_writes_saved_model_then_complete_marker(tmp_path, models, monkeypatch):
-    """The object-store path (no rename): everything copied, saved_model.pb and _COMPLETE last."""
-    order = []
-    real_copy_file = safe_executor.io_utils.copy_file
-    real_write = safe_executor.io_utils.write_string_file
-    monkeypatch.setattr(safe_executor.io_utils, "copy_file",
-                        lambda src, dst, *a, **k: (order.append(os.path.basename(dst)), real_copy_file(src, dst, *a, **k)))
-    monkeypatch.setattr(safe_executor.io_utils, "write_string_file",
-                        lambda name, text: (order.append(os.path.basename(name)), real_write(name, text)))
-    source = os.path.join(models["good"].uri, "Format-Serving")
-    (_serving(tmp_path) / "7").mkdir(parents=True)
-    version, target = safe_executor._push_by_copy(source, str(_serving(tmp_path)), {"model_card.md": "# card"}, 7)
-    assert version == "8" and target == str(_serving(tmp_path) / "8")
-    assert order == ["model_card.md", "saved_model.pb", "_COMPLETE"]
-    assert (Path(target) / "variables").is_dir() and (Path(target) / "model_card.md").read_text() == "# card"
-    assert newest_model(tmp_path / "serving", SPEC) == Path(target)  # an empty marker: an object-store push
 
 
 def test_pushes_to_one_folder_take_turns_and_leave_only_versions(tmp_path, models):
