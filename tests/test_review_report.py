@@ -1,5 +1,6 @@
 """The static review report (evaluator/report.py): the numbers it computes, escaping, no
-external resources, and the page as headless Chromium renders it; and the review notebook.
+external resources, and the page as headless Chromium renders it; and the review notebook,
+executed headless on a small real TFMA evaluation.
 """
 from __future__ import annotations
 
@@ -288,22 +289,77 @@ def test_chromium_renders_the_report(tmp_path):
 # ---------------------------------------------------------------------------- notebook
 
 
-def test_notebook_is_valid_and_reads_the_evaluation():
-    import ast
+# The notebook's results, dumped by a cell the test appends to its copy.
+DUMP_CELL = """import json
+print("DUMP " + json.dumps({
+    "models": model_names,
+    "slicing": slicing_view.reset_index().to_dict(orient="records"),
+    "counts": counts,
+    "leaf_accuracy": {s: {w: comparison.loc[(s, "leaf_accuracy"), w] for w in ("candidate", "baseline", "difference")}
+                      for s in counts},
+    "validation_ok": bool(validation.validation_ok),
+    "failures": explain_failures(read_validation(EVAL_URI).failures, intervals),
+    "page": page,
+    "pivot_columns": [str(c) for c in metrics_df.columns],
+}, default=str))"""
 
+
+def test_notebook_runs_on_a_real_evaluation(tmp_path):
+    """evaluator/review.ipynb executed headless (nbclient, a fresh kernel) against a real
+    TFMA evaluation of 40 products built here (the pipeline's EvalConfig, predictions as
+    features) and a report page: every cell runs, and what it shows is what was evaluated.
+    Candidate and baseline are right on the same products, so the gate finds no win."""
     import nbformat
+    from nbclient import NotebookClient
+
+    from tests.fixtures.evaluation import evaluate_from_features, path_example
+
+    top, bottom, shoes = "Apparel > Topwear", "Apparel > Bottomwear", "Footwear > Shoes"
+    records = [path_example(top, "Apparel", p, p) for p in [top] * 24 + [bottom] * 6]
+    records += [path_example(shoes, "Footwear", p, p) for p in [shoes] * 9 + [top]]
+    eval_uri = evaluate_from_features(tmp_path / "evaluation", records, depth=2)
+    report_uri = tmp_path / "report"
+    report_uri.mkdir()
+    (report_uri / "index.html").write_text(report.render_report(_data()), encoding="utf-8")
 
     path = ROOT / "evaluator" / "review.ipynb"
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    assert raw["nbformat"] == 4
-    nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-    nbformat.validate(nb)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            ast.parse(cell.source)
-            assert not cell.get("outputs"), "commit the notebook without outputs"
-    for needle in ("EVAL_URI", "REPORT_URI", "tfma.load_eval_result", "tfma.view.render_slicing_metrics",
-                   "tfma.dataframe.metrics_as_dataframes", "tfma.dataframe.auto_pivot",
-                   "tfma.load_validation_result", "IFrame", "HTML("):
-        assert needle in code, needle
+    notebook = nbformat.read(str(path), as_version=4)
+    nbformat.validate(notebook)
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), \
+        "commit the notebook without outputs"
+    notebook.cells.append(nbformat.v4.new_code_cell(DUMP_CELL))
+    env = {"EVAL_URI": eval_uri, "REPORT_URI": str(report_uri)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    dump = next(line for o in outputs for line in str(o.get("text", "")).splitlines() if line.startswith("DUMP "))
+    got = json.loads(dump[len("DUMP "):])
+
+    assert got["models"] == ["baseline", "candidate"]
+    slicing = {row["slice"]: row for row in got["slicing"]}
+    assert {"Overall", "level_1 = Apparel", "level_1 = Footwear"} <= set(slicing)
+    assert slicing["Overall"]["example_count"] == 40
+    assert slicing["level_1 = Apparel"]["leaf_accuracy"] == pytest.approx(24 / 30)
+    assert slicing["level_1 = Footwear"]["leaf_accuracy"] == pytest.approx(9 / 10)
+    assert got["counts"]["Overall"] == 40 and got["counts"]["level_1 = Apparel"] == 30
+    overall = got["leaf_accuracy"]["Overall"]
+    assert overall["candidate"].startswith("0.825 [") and overall["baseline"].startswith("0.825 [")
+    assert overall["difference"].startswith("0.000 [")
+    assert any("leaf_accuracy" in c for c in got["pivot_columns"])
+    assert got["validation_ok"] is False
+    assert any(line.startswith("no significant win on Overall: leaf accuracy 0.825 [") for line in got["failures"])
+    # The report page shown as it was written, inside an iframe's srcdoc (escaped).
+    assert got["page"] == (report_uri / "index.html").read_text(encoding="utf-8")
+    shown = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any(h.startswith('<iframe srcdoc="<!DOCTYPE html>') or 'srcdoc="&lt;!DOCTYPE html&gt;' in h
+               for h in shown)
