@@ -15,7 +15,10 @@ The gate's checks are thin named metrics (`gate_*`, GATE_CLASSES): TFMA binds a 
 only to the key named after the metric and its validator reads floats, so each is a
 DerivedMetricComputation turning PathMetrics' intervals into one float with a plain value
 threshold (evaluator/eval_config.py). Their base computation is PathMetrics' own, which
-TFMA de-duplicates (same combiner class and keys), so the products are combined once.
+TFMA de-duplicates (same combiner class and keys), so the products are combined once: one
+accumulator, one pass, every value (tests/test_metrics.py counts the combiner's inputs on
+a real TFMA run). TFMA keeps the first of identical computations, so every metric class of
+an EvalConfig must be given the same depth and confidence (eval_config.py passes one set).
 """
 from __future__ import annotations
 

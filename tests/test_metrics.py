@@ -63,3 +63,46 @@ def test_values_take_bootstrap_replicates():
     for name in ("hierarchical_f1", "full_path_hierarchical_f1", "node_precision", "leaf_accuracy"):
         values = VALUES[name][0](c)
         assert np.allclose(values, _value(stats, name))  # doubling every count keeps every ratio
+
+
+def test_one_pass_over_the_products_feeds_every_metric(tmp_path, monkeypatch):
+    """PathMetrics and the five gate metrics share one accumulator: TFMA runs the path
+    combiner once per product and slice (not once per metric class), and every gate value
+    is derived from PathMetrics' output. Counted on a real TFMA run of the pipeline's
+    EvalConfig, whose metric classes all ask for the same combiner settings."""
+    import json
+
+    from evaluator import metrics
+    from evaluator.eval_config import build_eval_config
+    from schema.catalog_spec import load_spec
+    from schema.config import Gate
+    from tests.fixtures.evaluation import evaluate_from_features, path_example
+
+    config = build_eval_config(load_spec("flipkart"), 2, Gate(), with_baseline=True)
+    settings = [json.loads(m.config) for m in config.metrics_specs[0].metrics]
+    assert len(settings) == 1 + len(metrics.GATE_KINDS)
+    # TFMA keeps the first of identical computations: their combiner settings must agree.
+    assert {(s["depth"], s["confidence"]) for s in settings} == {(2, Gate().confidence)}
+
+    calls = []
+    add_input = metrics._PathMetricsCombiner.add_input
+
+    def counted(self, acc, element):
+        calls.append(1)
+        return add_input(self, acc, element)
+
+    monkeypatch.setattr(metrics._PathMetricsCombiner, "add_input", counted)
+    n = 12
+    records = [path_example("A > B", "A", "A > B" if i % 3 else "A > C", "A > C") for i in range(n)]
+    out = evaluate_from_features(tmp_path, records, depth=2)
+    # Each product is in 3 slices: Overall, level_1 = A, has_image = 0.
+    assert len(calls) == 3 * n
+
+    import tensorflow_model_analysis as tfma
+
+    overall = next(r for r in tfma.load_metrics(out) if not r.slice_key.single_slice_keys)
+    names = {kv.key.name for kv in overall.metric_keys_and_values}
+    assert set(metrics.GATE_CLASSES) <= names and {"leaf_accuracy", "example_count"} <= names
+    leaf = next(kv for kv in overall.metric_keys_and_values
+                if kv.key.name == "leaf_accuracy" and kv.key.model_name == "candidate" and not kv.key.is_diff)
+    assert math.isclose(leaf.value.double_value.value, 8 / 12)
