@@ -304,7 +304,7 @@ print("DUMP " + json.dumps({
 }, default=str))"""
 
 
-def test_notebook_runs_on_a_real_evaluation(tmp_path):
+def test_notebook_runs_on_a_real_evaluation(tmp_path, monkeypatch):
     """evaluator/review.ipynb executed headless (nbclient, a fresh kernel) against a real
     TFMA evaluation of 40 products built here (the pipeline's EvalConfig, predictions as
     features) and a report page: every cell runs, and what it shows is what was evaluated.
@@ -328,18 +328,9 @@ def test_notebook_runs_on_a_real_evaluation(tmp_path):
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), \
         "commit the notebook without outputs"
     notebook.cells.append(nbformat.v4.new_code_cell(DUMP_CELL))
-    env = {"EVAL_URI": eval_uri, "REPORT_URI": str(report_uri)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits them
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT)}}).execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    monkeypatch.setenv("EVAL_URI", eval_uri)  # the kernel inherits them
+    monkeypatch.setenv("REPORT_URI", str(report_uri))
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     dump = next(line for o in outputs for line in str(o.get("text", "")).splitlines() if line.startswith("DUMP "))
