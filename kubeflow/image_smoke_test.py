@@ -129,7 +129,7 @@ def check_encoders() -> str:
     import numpy as np
     from PIL import Image
 
-    from components.embedder import encoders
+    from schema import encoders
 
     pixels = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     photo = io.BytesIO()

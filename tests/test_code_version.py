@@ -42,6 +42,10 @@ def test_every_project_component_carries_its_code_version(built):
     ("trainer/model.py", {"TaxonomyTrainer", "BaselineTrainer"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
     ("components/safe_pusher/executor.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
     ("schema/catalog_reader.py", {"CatalogExampleGen"}, {"Evaluator", "TaxonomyGen"}),
+    # The encoders live in schema/encoders/; the Embedder's key follows them there, down to
+    # the checkpoint reader that the image network imports inside a function.
+    ("schema/encoders/torch_checkpoint.py", {"Embedder"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
+    ("schema/taxonomy.py", {"TaxonomyTransform", "TaxonomyTrainer"}, {"CatalogExampleGen", "Embedder"}),
 ])
 def test_an_edit_reruns_exactly_the_components_that_import_it(built, tmp_path, edited, must_change, must_stay):
     """Edit one module in a copy of the project: the components whose code imports it get a
