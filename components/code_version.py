@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from schema.config import PROJECT_ROOT
+
 PROJECT_PACKAGES = ("schema", "components", "trainer", "evaluator", "kubeflow")
 CODE_VERSION_KEY = "code_version"
 
