@@ -20,15 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
 from pipeline_definition import create_pipeline  # noqa: E402,F401  (the one definition; re-exported)
-from schema.config import BEAM_MODES, DEFAULT_CATALOG, Gate, PipelineConfig  # noqa: E402
+from schema.config import BEAM_MODES, DEFAULT_CATALOG, PROJECT_ROOT, Gate, PipelineConfig  # noqa: E402
 
 
 def run_local(config: PipelineConfig) -> None:
@@ -85,7 +80,7 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
         if DEFAULT_CATALOG.exists():
             catalog = str(DEFAULT_CATALOG)
         else:
-            from tests.fixtures.demo_catalog import write_demo_catalog
+            from schema.demo_catalog import write_demo_catalog
 
             catalog = str(write_demo_catalog(PROJECT_ROOT / "outputs" / "demo_catalog"))
             print(f"../shared/datasets is missing: using the generated demo catalog {catalog}")

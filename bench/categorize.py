@@ -25,7 +25,6 @@ from typing import Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schema.config import DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
@@ -105,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workdir", default=str(PROJECT_ROOT / "outputs" / "bench_categorize"))
     args = parser.parse_args(argv)
 
-    from components.embedder import encoders
+    from schema import encoders
     from schema.catalog_spec import load_spec
     from trainer.categorize import Categorizer, categorize, newest_model
 

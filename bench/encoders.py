@@ -11,7 +11,7 @@ difference of their features. Texts: the multilingual sentence encoder on catalo
 512 as `categorize` makes them (the encoder's batches of 64 inside), with 1 and 2 batches
 encoded concurrently (`TextEncoder(workers=...)`).
 No embedding cache: every number is model time. This is what chose the encoders'
-defaults (components/embedder/encoders.py).
+defaults (schema/encoders/).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
@@ -41,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--torch", action="store_true", help="compare with the previous PyTorch encoder")
     args = parser.parse_args(argv)
 
-    from components.embedder import encoders
+    from schema import encoders
 
     catalog = Path(args.catalog)
     with open(catalog / "products.csv", encoding="utf-8") as handle:

@@ -40,16 +40,16 @@ from typing import Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _newest_uris(root: Path) -> tuple[str, str, str]:
     """(transform graph uri, transformed examples uri, taxonomy uri) of the newest run."""
-    from components.run_summary import _store, newest
+    from components.run_summary import newest
+    from schema.mlmd import open_store
     from schema.config import PipelineConfig
 
     config = PipelineConfig.local("unused", root.name, pipeline_root=str(root))
-    store = _store(config)
+    store = open_store(config.metadata_path)
     graph = newest(store, "TransformGraph", producer="TaxonomyTransform")
     examples = newest(store, "Examples", producer="TaxonomyTransform")
     taxonomy = newest(store, "CategoryTaxonomy", producer="TaxonomyGen")

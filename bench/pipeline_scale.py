@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schema.config import BEAM_MODES, DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
@@ -35,7 +34,8 @@ ORDER = ["CatalogExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "
 def run_once(catalog: str, spec: str, root: Path, cache: Path, rows: Optional[int], beam_mode: str,
              train_workers: int, log: Path) -> dict:
     """One `pipeline.py run` in its own process; -> wall time, per-node seconds, peak RSS."""
-    from components.run_status import list_runs, open_store
+    from components.run_status import list_runs
+    from schema.mlmd import open_store
 
     cmd = [sys.executable, str(PROJECT_ROOT / "pipeline.py"), "run", "--spec", spec, "--catalog", catalog,
            "--pipeline-root", str(root), "--serving-dir", str(root / "serving"),

@@ -40,7 +40,6 @@ from typing import Callable, Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
@@ -69,19 +68,20 @@ class Split:
 
     @classmethod
     def from_examples(cls, examples: list) -> "Split":
-        from components.embedder.encoders import IMAGE_DIM, TEXT_DIM, _first_bytes, _first_int, example_text
+        from schema.encoders import IMAGE_DIM, TEXT_DIM, example_text
+        from schema.examples import first_bytes, first_int
 
         def floats(e, name, dim):
             values = e.features.feature[name].float_list.value
             return np.asarray(values, np.float32) if len(values) == dim else np.zeros(dim, np.float32)
 
-        labelled = [e for e in examples if _first_bytes(e, features.CATEGORY_PATH)]
+        labelled = [e for e in examples if first_bytes(e, features.CATEGORY_PATH)]
         return cls(
             records=labelled,
-            ids=[_first_bytes(e, features.ID).decode() for e in labelled],
+            ids=[first_bytes(e, features.ID).decode() for e in labelled],
             texts=[example_text(e) for e in labelled],
-            truth=[_first_bytes(e, features.CATEGORY_PATH).decode() for e in labelled],
-            has_image=np.array([bool(_first_int(e, features.HAS_IMAGE)) for e in labelled]),
+            truth=[first_bytes(e, features.CATEGORY_PATH).decode() for e in labelled],
+            has_image=np.array([bool(first_int(e, features.HAS_IMAGE)) for e in labelled]),
             text_emb=np.stack([floats(e, features.TEXT_EMBEDDING, TEXT_DIM) for e in labelled]) if labelled
             else np.zeros((0, TEXT_DIM), np.float32),
             image_emb=np.stack([floats(e, features.IMAGE_EMBEDDING, IMAGE_DIM) for e in labelled]) if labelled
@@ -100,9 +100,9 @@ class Split:
 def _read_split(examples_uri: str, split: str) -> Split:
     import tensorflow as tf
 
-    from bench.thresholding import _split_records
+    from bench.thresholding import split_records
 
-    records = _split_records(examples_uri, split)
+    records = split_records(examples_uri, split)
     if not records:
         raise FileNotFoundError(f"no Split-{split} records under {examples_uri}")
     return Split.from_examples([tf.train.Example.FromString(r) for r in records])
@@ -129,7 +129,7 @@ def without_text(examples: Sequence, cache) -> list:
     """Title and description blanked; embeddings recomputed by the Embedder's function."""
     import tensorflow as tf
 
-    from components.embedder.encoders import embed_examples
+    from schema.encoders import embed_examples
 
     blanked = []
     for example in examples:
@@ -233,7 +233,8 @@ def choose_c(fit: Callable[[float], Callable], calib_inputs, calib_truth: Sequen
 def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> tuple[str, str]:
     """(serving model dir, embedded examples uri) of the root's newest run; runs the
     pipeline first when nothing is trained there yet."""
-    from components.run_summary import _store, newest
+    from components.run_summary import newest
+    from schema.mlmd import open_store
     from schema.config import PipelineConfig
 
     config = PipelineConfig.local(str(catalog), spec, pipeline_root=str(root),
@@ -242,7 +243,7 @@ def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> 
     def lookup():
         if not Path(config.metadata_path).exists():
             return None, None
-        store = _store(config)
+        store = open_store(config.metadata_path)
         return (newest(store, "Model", producer="TaxonomyTrainer"),
                 newest(store, "Examples", producer="Embedder"))
 
@@ -284,7 +285,7 @@ def same_title_elsewhere(train: Split, evals: Split) -> tuple[int, int, int]:
 
 def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_grid: Sequence[float],
                   probe_c_grid: Sequence[float]) -> dict:
-    from components.embedder.encoders import open_cache
+    from schema.encoders import open_cache
     from schema.taxonomy import Taxonomy
     from trainer.export import ASSETS_TAXONOMY, read_asset
 
@@ -348,7 +349,7 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
 def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfidf, train: Split, calib: Split,
                        depth: int, c_grid: Sequence[float], cache, notes: list) -> dict:
     """Translated titles vs the frozen-text-embedding probe and TF-IDF, all trained on English."""
-    from components.embedder.encoders import embed_examples, embed_texts
+    from schema.encoders import embed_examples, embed_texts
     from schema.catalog_reader import Product, read_catalog
     from schema.catalog_spec import load_spec
     from schema.examples import product_to_example

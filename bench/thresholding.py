@@ -17,16 +17,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
 
-def _split_records(examples_uri: str, split: str) -> list[bytes]:
-    import tensorflow as tf
+def split_records(examples_uri: str, split: str) -> list[bytes]:
+    """Every serialized tf.Example of one split of an Examples artifact."""
+    from schema.examples import iter_serialized
 
-    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
-    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    return [record for batch in iter_serialized(os.path.join(examples_uri, f"Split-{split}")) for record in batch]
 
 
 def _predict(model_dir: str, records: list[bytes], depth: int, batch: int = 512) -> dict[str, np.ndarray]:
@@ -112,8 +111,8 @@ def evaluate(model_dir: str, examples_uri: str, targets: list[float],
     from trainer.thresholds import DEFAULT_CONFIDENCE, NEVER, choose_thresholds, lowest_threshold
 
     taxonomy = Taxonomy.from_dict(read_asset(model_dir, ASSETS_TAXONOMY))
-    calib = _predict(model_dir, _split_records(examples_uri, "calibration"), taxonomy.depth)
-    evals = _predict(model_dir, _split_records(examples_uri, "eval"), taxonomy.depth)
+    calib = _predict(model_dir, split_records(examples_uri, "calibration"), taxonomy.depth)
+    evals = _predict(model_dir, split_records(examples_uri, "eval"), taxonomy.depth)
     full, truth = evals[features.OUT_FULL_PATH], evals["truth"]
     calib_exact = np.array([p == t for p, t in zip(calib[features.OUT_FULL_PATH], calib["truth"])])
     cal_ids, cal_conf, cal_true = _level_arrays(calib, taxonomy)
@@ -143,12 +142,13 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", type=float, nargs="+", default=[0.95, 0.98, 0.99])
     args = parser.parse_args(argv)
 
-    from components.run_summary import _store, newest
+    from components.run_summary import newest
+    from schema.mlmd import open_store
     from schema.config import PipelineConfig
 
     root = str(Path(args.pipeline_root).resolve())
     config = PipelineConfig.local(".", "fashion", pipeline_root=root)
-    store = _store(config)
+    store = open_store(config.metadata_path)
     model = newest(store, "Model", producer="TaxonomyTrainer")
     # The Embedder's output when the pipeline has one: the model reads its embeddings
     # (from ExampleGen's examples it would get zeros for them and be scored without them).

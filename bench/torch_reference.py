@@ -3,8 +3,9 @@
     python bench/torch_reference.py --write-fixture   # rewrites tests/fixtures/efficientnet_lite0_torch_features.npz
 
 Needs `torch` and `efficientnet_lite_pytorch==0.1.0`, which the lock no longer installs
-(a venv that has them: the shared development venv of this machine had torch 2.13.0+cpu).
-`TorchImageEncoder` is `components/embedder/encoders.py`'s `ImageEncoder` as of commit
+(a venv that has them: the shared development venv of this machine had torch 2.13.0+cpu),
+with the project installed into it (`pip install --no-deps -e .`).
+`TorchImageEncoder` is `schema/encoders/`'s `ImageEncoder` as of commit
 8449048: `EfficientNet.from_pretrained("efficientnet-lite0")` on the same packaged weights,
 `extract_features` then the spatial mean, traced and frozen with
 `torch.jit.optimize_for_inference`, fed `(pixels - 127) / 128` channels-first.
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
@@ -95,7 +95,7 @@ def fixture_photos(catalog: Path) -> list[str]:
 
 
 def write_fixture(catalog: Path) -> Path:
-    from components.embedder.encoders import decode_image
+    from schema.encoders import decode_image
 
     photos = fixture_photos(catalog)
     if len(photos) != len(FIXTURE_ARTICLE_TYPES):

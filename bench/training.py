@@ -20,17 +20,17 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pipeline_scale import run_once  # noqa: E402
 from schema.config import DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
 
 def newest_model_info(root: Path) -> dict:
-    from components.run_summary import _store, newest
+    from components.run_summary import newest
+    from schema.mlmd import open_store
     from schema.config import PipelineConfig
 
-    store = _store(PipelineConfig.local(".", "fashion", pipeline_root=str(root)))
+    store = open_store(PipelineConfig.local(".", "fashion", pipeline_root=str(root)).metadata_path)
     model = newest(store, "Model", producer="TaxonomyTrainer")
     return json.loads((Path(model.uri) / "Format-Serving" / "assets.extra" / "model_info.json").read_text())
 

@@ -21,7 +21,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from schema.config import PROJECT_ROOT
+
 PROJECT_PACKAGES = ("schema", "components", "trainer", "evaluator", "kubeflow")
 CODE_VERSION_KEY = "code_version"
 DATA_NAME = "CODE_DATA"  # module-level tuple of data files (relative paths) the module runs on

@@ -17,7 +17,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.run_status import open_store
+from schema.mlmd import open_store
 from components.run_summary import prop
 
 _FINISHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)

@@ -7,13 +7,13 @@ e.g. by a killed process), whether its model was blessed, and what was pushed.
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.run_summary import prop
+from schema.mlmd import open_store
 
 _STATES = {
     metadata_store_pb2.Execution.COMPLETE: "executed",
@@ -23,18 +23,6 @@ _STATES = {
     metadata_store_pb2.Execution.FAILED: "failed",
     metadata_store_pb2.Execution.CANCELED: "failed",
 }
-
-
-def open_store(metadata_path: str, readonly: bool = True) -> metadata_store.MetadataStore:
-    """The local pipeline's ML Metadata; read-only unless `readonly=False` (`gc` marks the
-    artifacts it deletes)."""
-    if not os.path.exists(metadata_path):
-        raise FileNotFoundError(f"no ML Metadata at {metadata_path}: run `python pipeline.py run` first")
-    conn = metadata_store_pb2.ConnectionConfig()
-    conn.sqlite.filename_uri = metadata_path
-    conn.sqlite.connection_mode = (metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if readonly
-                                   else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE)
-    return metadata_store.MetadataStore(conn)
 
 
 def _when(ms: int) -> str:

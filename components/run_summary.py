@@ -13,13 +13,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from schema.config import PipelineConfig
-
-
-def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
-    conn = metadata_store_pb2.ConnectionConfig()
-    conn.sqlite.filename_uri = config.metadata_path
-    conn.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(conn)
+from schema.mlmd import open_store
 
 
 def newest(store: metadata_store.MetadataStore, type_name: str,
@@ -115,7 +109,7 @@ def outside_taxonomy(examples_uri: str, taxonomy_uri: str, split: str = "eval") 
 
 
 def print_summary(config: PipelineConfig) -> dict[str, Any]:
-    store = _store(config)
+    store = open_store(config.metadata_path)
     examples = newest(store, "Examples", having="rows_ingested")  # the ingest's, not Transform's
     rejected = newest(store, "RejectedRecords")
     taxonomy = newest(store, "CategoryTaxonomy")

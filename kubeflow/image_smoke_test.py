@@ -1,12 +1,17 @@
 """Smoke test of the pipeline image: imports what the cluster imports, runs the encoders once.
 
-    python -m kubeflow.image_smoke_test [--beam-boot /opt/apache/beam/boot] [--beam-version 2.59.0]
+    python -m kubeflow.image_smoke_test [--installed | --in-image] [--beam-boot /opt/apache/beam/boot]
+                                        [--beam-version 2.59.0]
 
 Run by `kubeflow/Dockerfile` as a build step (an image that fails it is not built) and by
 `make image-check` in a venv that installed the lock from the public registry alone. It
 checks, in this process:
 
 - the interpreter is the Python the lock was frozen on (LOCK_PYTHON);
+- with `--installed`, that the project runs from its installed distribution (pyproject.toml),
+  not from a checkout on the path, with the data files it opens (catalog specs, curated
+  schemas, the TFJob manifest); with `--in-image`, also that it is installed where the
+  compiled pipeline expects it (`kubeflow.settings.IMAGE_CODE_ROOT`);
 - the container entry points that the compiled pipeline starts: TFX's KFP v2 executor
   runner, the ExampleGen pre-cache-check driver and `tfx.scripts.run_executor` (Vertex AI
   training replicas);
@@ -49,6 +54,9 @@ ENTRY_POINTS = (
 CLUSTER_EXECUTORS = ("kubeflow.trainer_executor.VertexTaxonomyTrainerExecutor",
                      "components.taxonomy_aware.executor.ReplicaTrainerExecutor")  # what each replica runs
 METRICS_MODULE = "evaluator.metrics"
+DISTRIBUTION = "categorize-pipeline"  # pyproject.toml's project name
+# The project's top-level packages and modules: all must come from the one installed copy.
+PROJECT_MODULES = ("schema", "components", "trainer", "evaluator", "kubeflow", "pipeline_definition", "pipeline")
 
 
 def _import_by_path(path: str):
@@ -74,6 +82,43 @@ def check_python() -> str:
         raise RuntimeError(f"Python {sys.version.split()[0]}; the lock (constraints.txt) is for "
                            f"{'.'.join(map(str, LOCK_PYTHON))}")
     return f"Python {sys.version.split()[0]}"
+
+
+def check_installed(code_root: Optional[str] = None) -> str:
+    """The project is imported from its installed distribution (at `code_root` when given),
+    and the data files its code opens beside its modules were installed with it."""
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(f"the distribution {DISTRIBUTION} is not installed (pip install --no-deps .)") from None
+    installed = Path(dist.locate_file("")).resolve()
+    for name in PROJECT_MODULES:
+        module = importlib.import_module(name)
+        home = Path(module.__file__).resolve().parent
+        if name not in ("pipeline", "pipeline_definition"):
+            home = home.parent
+        if home != installed:
+            raise RuntimeError(f"{name} is imported from {home}, not from the installed {DISTRIBUTION} in "
+                               f"{installed} (a checkout or an editable install on the path?)")
+    if code_root is not None and installed != Path(code_root).resolve():
+        raise RuntimeError(f"{DISTRIBUTION} is installed in {installed}, but compiled pipelines name paths "
+                           f"under {code_root} (kubeflow/settings.py, IMAGE_CODE_ROOT)")
+    from kubeflow.tfjob import TFJOB_TEMPLATE
+    from schema.catalog_spec import CATALOGS_DIR, load_spec
+
+    specs = sorted(path.stem for path in CATALOGS_DIR.glob("*.yaml"))
+    if not specs:
+        raise RuntimeError(f"no catalog specs in {CATALOGS_DIR}")
+    for name in specs:
+        schema_path = load_spec(name).schema_path
+        if schema_path is None or not schema_path.is_file():
+            raise RuntimeError(f"catalog spec {name}: its curated schema {schema_path} was not installed")
+    if not TFJOB_TEMPLATE.is_file():
+        raise RuntimeError(f"{TFJOB_TEMPLATE} was not installed")
+    return f"{DISTRIBUTION} {dist.version} in {installed}, catalog specs {', '.join(specs)} with their schemas"
 
 
 def check_entry_points() -> str:
@@ -129,7 +174,7 @@ def check_encoders() -> str:
     import numpy as np
     from PIL import Image
 
-    from components.embedder import encoders
+    from schema import encoders
 
     pixels = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     photo = io.BytesIO()
@@ -157,13 +202,21 @@ def check_beam(boot: Optional[str], version: Optional[str]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from kubeflow.settings import IMAGE_CODE_ROOT
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--beam-boot", help="path of the Beam SDK boot program to check (in the image)")
     parser.add_argument("--beam-version", help="Beam version the boot program comes from")
+    parser.add_argument("--installed", action="store_true",
+                        help="check that the project runs from its installed distribution, data files included")
+    parser.add_argument("--in-image", action="store_true",
+                        help="--installed, and installed where compiled pipelines expect it (IMAGE_CODE_ROOT)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)  # Google clients on Python version support
     checks: list[tuple[str, Callable[[], str]]] = [
         ("python", check_python),
+        *([("installed package", lambda: check_installed(IMAGE_CODE_ROOT if args.in_image else None))]
+          if args.installed or args.in_image else []),
         ("entry points", check_entry_points),
         ("executors", check_executors_and_user_functions),
         ("artifact types", check_artifact_types),

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from schema.config import PROJECT_ROOT
 
 TARGET_VERTEX = "vertex"  # Vertex AI Pipelines: runs TFX resolvers and pre-cache checks
 TARGET_KFP = "kfp"  # open-source Kubeflow Pipelines 2.x: neither
@@ -28,8 +28,9 @@ DEFAULT_REGION = "us-central1"
 DEFAULT_BUCKET = "gs://YOUR_BUCKET"
 IMAGE_REPOSITORY = "gcr.io/YOUR_PROJECT/categorize-pipeline"
 DEFAULT_MACHINE_TYPE = "n1-standard-8"
-# Where kubeflow/Dockerfile copies the project (and puts it on PYTHONPATH).
-IMAGE_CODE_ROOT = "/pipeline"
+# Where kubeflow/Dockerfile installs the project: site-packages of the image's Python
+# (python:3.11 images, /usr/local); its smoke test (--in-image) checks that it is so.
+IMAGE_CODE_ROOT = "/usr/local/lib/python3.11/site-packages"
 PLACEHOLDER = "YOUR_"
 
 # An image reference that cannot move under a cached step: a digest, or a git-SHA tag

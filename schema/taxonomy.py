@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,6 +24,19 @@ from schema.features import PATH_SEPARATOR
 
 STOP = "<stop>"
 FILE_NAME = "taxonomy.json"
+# The custom_config key under which the taxonomy-aware Transform and Trainer executors
+# (components/taxonomy_aware) pass the taxonomy artifact's location to preprocessing_fn
+# and run_fn.
+TAXONOMY_URI_CONFIG = "taxonomy_uri"
+
+
+def taxonomy_uri(custom_config: Mapping[str, Any] | str | None) -> str:
+    """The taxonomy artifact's location from a component's custom_config (dict or JSON)."""
+    if isinstance(custom_config, str):
+        custom_config = json.loads(custom_config)
+    if not custom_config or TAXONOMY_URI_CONFIG not in custom_config:
+        raise ValueError("custom_config has no taxonomy_uri: run through the taxonomy-aware components")
+    return custom_config[TAXONOMY_URI_CONFIG]
 
 
 def join_path(levels: Sequence[str]) -> str:

@@ -44,6 +44,10 @@ def test_every_project_component_carries_its_code_version(built):
     ("components/safe_pusher/push.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
     ("evaluator/templates/report.html.j2", {"ReviewReport"}, {"Evaluator", "SafePusher", "TaxonomyTrainer"}),
     ("schema/catalog_reader.py", {"CatalogExampleGen"}, {"Evaluator", "TaxonomyGen"}),
+    # The encoders live in schema/encoders/; the Embedder's key follows them there, down to
+    # the checkpoint reader that the image network imports inside a function.
+    ("schema/encoders/torch_checkpoint.py", {"Embedder"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
+    ("schema/taxonomy.py", {"TaxonomyTransform", "TaxonomyTrainer"}, {"CatalogExampleGen", "Embedder"}),
 ])
 def test_an_edit_reruns_exactly_the_components_that_import_it(built, tmp_path, edited, must_change, must_stay):
     """Edit one module in a copy of the project: the components whose code imports it get a

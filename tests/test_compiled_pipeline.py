@@ -40,7 +40,7 @@ def _compile(target: str, work: Path, catalog: Path, workers: int):
         target=target, project="test-project", bucket=str(work / "bucket"), catalog=str(catalog), image=IMAGE,
         train_workers=workers, beam_runner="DirectRunner",
         beam_args=("--direct_running_mode=in_memory", "--direct_num_workers=1"),
-        code_root=str(REPO_ROOT),  # the checkout plays the image's /pipeline
+        code_root=str(REPO_ROOT),  # the checkout plays the image's installed package
     )
     config = compiler.cluster_pipeline_config("fashion", settings, preset="small", max_rows=ROWS,
                                               embedding_cache_dir=str(work / "embeddings"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from components.embedder.encoders import EmbeddingCache
+from schema.encoders import EmbeddingCache
 
 
 def _value(i: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The embedding encoders (components/embedder/encoders.py): offline loading, shapes, and
+"""The embedding encoders (schema/encoders/): offline loading, shapes, and
 that the embeddings carry meaning (languages of one product together, photos of one
 article type together)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.embedder import encoders
+from schema import encoders
 from tests.conftest import shared_catalog
 
 

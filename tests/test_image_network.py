@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.embedder import efficientnet_lite0, encoders, torch_checkpoint
+from schema import encoders
+from schema.encoders import efficientnet_lite0, torch_checkpoint
 from tests.conftest import ROOT, shared_catalog
 
 FIXTURE = Path(__file__).parent / "fixtures" / "efficientnet_lite0_torch_features.npz"
@@ -25,11 +26,8 @@ TOLERANCE = 1e-4  # features are O(1) (max about 5); float rounding differs by a
 
 
 def _generated_images() -> np.ndarray:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from torch_reference import generated_images
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    from bench.torch_reference import generated_images
+
     return generated_images()
 
 
@@ -111,7 +109,7 @@ def test_image_encoder_runs_without_torch(tmp_path):
     photo.write_bytes(buf.getvalue())
     code = (
         "import sys, pathlib\n"
-        "from components.embedder import encoders\n"
+        "from schema import encoders\n"
         f"emb, ok = encoders.ImageEncoder().encode([pathlib.Path({str(photo)!r}).read_bytes()])\n"
         "assert ok.all() and emb.shape == (1, 1280) and abs(emb).sum() > 0\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'efficientnet_lite_pytorch'))\n"

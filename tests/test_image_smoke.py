@@ -42,3 +42,52 @@ def test_smoke_test_checks_python_and_the_beam_boot_program(tmp_path, monkeypatc
     monkeypatch.setattr(image_smoke_test, "LOCK_PYTHON", (3, 99))
     assert image_smoke_test.main([]) == 1
     assert "error: image smoke test, python: RuntimeError: Python 3.11" in capsys.readouterr().err
+
+
+def test_installed_check_refuses_a_project_imported_from_a_checkout(monkeypatch, capsys):
+    """`--installed` (make image-check) and `--in-image` (the Dockerfile) pass only where the
+    project runs from its installed distribution; these tests import it from the checkout
+    (not installed, or installed editable), which the check must name."""
+    from importlib import metadata
+
+    with pytest.raises(RuntimeError, match="not installed|imported from .*, not from the installed"):
+        image_smoke_test.check_installed()
+    # As if the distribution were installed elsewhere: the checkout's packages are refused.
+    class Elsewhere:
+        version = "1.0.0"
+
+        @staticmethod
+        def locate_file(_):
+            return "/usr/local/lib/python3.11/site-packages"
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Elsewhere)
+    with pytest.raises(RuntimeError, match=r"schema is imported from .*, not from the installed"):
+        image_smoke_test.check_installed()
+    assert image_smoke_test.main(["--installed"]) == 1
+    assert "error: image smoke test, installed package: RuntimeError" in capsys.readouterr().err
+
+
+def test_installed_check_passes_where_the_distribution_holds_the_imported_project(monkeypatch, tmp_path):
+    """Where the distribution's files are the imported ones (here: pretend the checkout is the
+    install), the check passes and reports the data files; a different expected code root,
+    or a curated schema missing from the install, fails it."""
+    from importlib import metadata
+
+    from schema import catalog_spec
+    from tests.conftest import ROOT
+
+    class Checkout:
+        version = "1.0.0"
+
+        @staticmethod
+        def locate_file(_):
+            return str(ROOT)
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Checkout)
+    message = image_smoke_test.check_installed(str(ROOT))
+    assert "catalog specs fashion, flipkart with their schemas" in message
+    with pytest.raises(RuntimeError, match="compiled pipelines name paths under /usr/local"):
+        image_smoke_test.check_installed("/usr/local/lib/python3.11/site-packages")
+    monkeypatch.setattr(catalog_spec, "SCHEMA_DIR", tmp_path)  # an install without curated/*.pbtxt
+    with pytest.raises(RuntimeError, match="its curated schema .* was not installed"):
+        image_smoke_test.check_installed()

@@ -38,7 +38,7 @@ def test_tfidf_weighting_in_transform(tmp_path):
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-    from components.taxonomy_aware.executor import TAXONOMY_URI_CONFIG
+    from schema.taxonomy import TAXONOMY_URI_CONFIG
     from trainer.preprocessing import HASH_BUCKETS_CONFIG, NGRAM_WEIGHTING_CONFIG, preprocessing_fn
 
     Taxonomy.build(PATHS, max_depth=3, min_count=3).save(tmp_path)

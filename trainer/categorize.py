@@ -74,7 +74,7 @@ class Categorizer:
         info_path = Path(self.model_dir) / "assets.extra" / "model_info.json"
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
         # Embedding inputs the model reads (trainer/run.py); added to requests with the
-        # Embedder's own code (components/embedder/encoders.py).
+        # encoders the Embedder uses (schema/encoders/).
         self.embedding_features = tuple(info.get("embedding_features") or ())
 
     def predict(self, serialized: list[bytes]) -> dict:
@@ -272,7 +272,7 @@ def _categorize_into(handle, csv_path: Path, image_root: Path, spec: CatalogSpec
     load_seconds = time.time() - start
     embed, cache = None, None
     if getattr(categorizer, "embedding_features", ()):
-        from components.embedder import encoders
+        from schema import encoders
 
         embed, cache = encoders.embed_examples, encoders.open_cache(embedding_cache_dir)
     path_key = features.OUT_PATH if use_thresholds else features.OUT_FULL_PATH

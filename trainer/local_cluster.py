@@ -21,7 +21,8 @@ from typing import Any, Dict, List, Tuple
 from absl import logging
 from tfx.types import artifact_utils
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from schema.config import PROJECT_ROOT
+
 LOCAL_WORKERS_CONFIG = "local_train_workers"
 
 
@@ -103,8 +104,8 @@ def run_workers(
     log_dir = Path(tempfile.mkdtemp(prefix="train_workers_"))
     processes = []
     for index, tf_config in enumerate(task_configs(ports)):
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_USE_LEGACY_KERAS="1",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+        # The project is importable as installed, or from the working directory (`-m`).
+        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_USE_LEGACY_KERAS="1")
         processes.append((f"worker_{index}", args, env))
     logging.info("starting %d training processes (logs in %s)", workers, log_dir)
     supervise(processes, log_dir, timeout_s)

@@ -11,9 +11,8 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.taxonomy_aware.executor import taxonomy_uri
 from schema import features
-from schema.taxonomy import STOP, Taxonomy
+from schema.taxonomy import STOP, Taxonomy, taxonomy_uri
 from trainer.presets import ModelPreset
 
 HASH_BUCKETS_CONFIG = "hash_buckets"

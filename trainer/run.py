@@ -97,8 +97,7 @@ def run_fn(fn_args: Any) -> None:
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from components.taxonomy_aware.executor import taxonomy_uri
-    from schema.taxonomy import Taxonomy
+    from schema.taxonomy import Taxonomy, taxonomy_uri
     from trainer.export import export_serving_model
     from trainer.model import build_model
     from trainer.optimizers import compile_model

@@ -9,7 +9,7 @@ from components.artifacts import RejectedRecords
 from components.catalog_example_gen.component import CatalogExampleGen
 from components.catalog_example_gen.executor import Executor
 from schema.catalog_spec import load_spec
-from tests.fixtures.demo_catalog import write_demo_catalog
+from schema.demo_catalog import write_demo_catalog
 from tests.fixtures.example_gen import run_catalog_example_gen
 
 

@@ -1,1 +1,2 @@
-"""Embedder: adds multilingual text and image embeddings to Examples (see encoders.py)."""
+"""Embedder: adds multilingual text and image embeddings to Examples with the encoders of
+schema/encoders/ (the TFX component and its Beam executor only)."""

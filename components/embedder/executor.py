@@ -1,6 +1,6 @@
 """Embedder executor: every split read, embedded in batches, written back (Beam).
 
-Models load once per DoFn instance (`setup`); the content-hash cache (encoders.py) makes a
+Models load once per DoFn instance (`setup`); the content-hash cache (schema/encoders/) makes a
 re-run on an unchanged catalog a read of the cache.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components.embedder import encoders
+from schema import encoders
 from schema import features
 
 INPUT_EXAMPLES_KEY = "input_examples"

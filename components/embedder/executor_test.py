@@ -10,7 +10,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
-from components.embedder import encoders
+from schema import encoders
 from components.embedder.executor import Executor
 from schema import features
 

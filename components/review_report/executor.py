@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
@@ -21,6 +21,7 @@ from tfx.types import artifact_utils
 
 from evaluator import report
 from schema import features
+from schema.examples import iter_serialized
 
 EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
@@ -223,20 +224,6 @@ def read_blessing(blessing) -> Optional[bool]:
 
 
 # ---------------------------------------------------------------------------- examples
-
-
-def split_files(split_uri: str) -> List[str]:
-    files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*.gz")))
-    if not files:
-        raise FileNotFoundError(f"no *.gz TFRecord files in {split_uri}")
-    return files
-
-
-def iter_serialized(split_uri: str, batch_size: int = BATCH_SIZE) -> Iterator[List[bytes]]:
-    """Serialized tf.Examples of a split, in a fixed order, in batches."""
-    dataset = tf.data.TFRecordDataset(split_files(split_uri), compression_type="GZIP").batch(batch_size)
-    for batch in dataset.as_numpy_iterator():
-        yield list(batch)
 
 
 def _bytes(feats, name: str) -> bytes:

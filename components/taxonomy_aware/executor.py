@@ -6,7 +6,6 @@ taxonomy's location into `custom_config`, where preprocessing_fn and run_fn read
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List
 
 from absl import logging
@@ -16,8 +15,9 @@ from tfx.components.util import udf_utils
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
+from schema.taxonomy import TAXONOMY_URI_CONFIG
+
 TAXONOMY_KEY = "taxonomy"
-TAXONOMY_URI_CONFIG = "taxonomy_uri"
 
 
 def inject_taxonomy(
@@ -94,10 +94,3 @@ class TrainerExecutor(ReplicaTrainerExecutor):
             return
         super().Do(input_dict, output_dict, exec_properties)
 
-
-def taxonomy_uri(custom_config: Dict[str, Any] | str | None) -> str:
-    if isinstance(custom_config, str):
-        custom_config = json.loads(custom_config)
-    if not custom_config or TAXONOMY_URI_CONFIG not in custom_config:
-        raise ValueError("custom_config has no taxonomy_uri: run through the taxonomy-aware components")
-    return custom_config[TAXONOMY_URI_CONFIG]

@@ -159,7 +159,7 @@ class _GraphBuilder:
             [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["n", FEATURES])],
             self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="components.embedder.efficientnet_lite0")
+                                  producer_name="schema.encoders.efficientnet_lite0")
         model.ir_version = 8  # what ONNX Runtime releases since 1.14 read; opset 17 needs >= 8
         return model
 
@@ -185,7 +185,7 @@ def build_model(weights: Optional[dict[str, np.ndarray]] = None):
     `weights` defaults to the package's checkpoint; every weight must have the shape the
     architecture expects and every one but the classifier's must be used."""
     if weights is None:
-        from components.embedder.torch_checkpoint import load_state_dict
+        from schema.encoders.torch_checkpoint import load_state_dict
 
         weights = load_state_dict(weights_path())
     return _GraphBuilder(weights).build()

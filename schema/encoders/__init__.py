@@ -29,13 +29,15 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from components.embedder import efficientnet_lite0
 from schema import features
+from schema.config import PROJECT_ROOT
+from schema.encoders import efficientnet_lite0
+from schema.examples import first_bytes, first_int
 
 TEXT_DIM = 512
 IMAGE_DIM = efficientnet_lite0.FEATURES
 IMAGE_SIZE = efficientnet_lite0.IMAGE_SIZE
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent.parent / ".cache" / "embeddings"
+DEFAULT_CACHE_DIR = PROJECT_ROOT / ".cache" / "embeddings"
 
 _UNDECODABLE = b""  # cached value for an image PIL cannot read: the product is text-only
 
@@ -423,20 +425,10 @@ def embed_images(images: Sequence[Optional[bytes]], cache: Optional[EmbeddingCac
     return out, ok
 
 
-def _first_bytes(example, name: str) -> bytes:
-    values = example.features.feature[name].bytes_list.value
-    return values[0] if values else b""
-
-
-def _first_int(example, name: str) -> int:
-    values = example.features.feature[name].int64_list.value
-    return int(values[0]) if values else 0
-
-
 def example_text(example) -> str:
     """What the text encoder reads: title and description, as `preprocessing_fn` joins them."""
-    title = _first_bytes(example, features.TITLE).decode("utf-8", "replace")
-    description = _first_bytes(example, features.DESCRIPTION).decode("utf-8", "replace")
+    title = first_bytes(example, features.TITLE).decode("utf-8", "replace")
+    description = first_bytes(example, features.DESCRIPTION).decode("utf-8", "replace")
     return " ".join(part for part in (title.strip(), description.strip()) if part)
 
 
@@ -471,7 +463,7 @@ def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -
         return []
     text_emb = embed_texts([example_text(e) for e in examples], cache)
     images = [
-        _first_bytes(e, features.IMAGE) if _first_int(e, features.HAS_IMAGE) else b"" for e in examples
+        first_bytes(e, features.IMAGE) if first_int(e, features.HAS_IMAGE) else b"" for e in examples
     ]
     image_emb, ok = embed_images(images, cache)
     out = []
