@@ -18,6 +18,8 @@ The workarounds:
 - `stop_tracking`: a Keras model stops tracking its optimizer (trainer/export.py).
 - `vertex_executor_class_hook`: the Vertex AI trainer's `_GetExecutorClass` hook
   (kubeflow/trainer_executor.py).
+- `tfx_component_event`: the log records in which TFX's LocalDagRunner says a component
+  starts, ends or is served from the cache (components/run_console.py).
 
 This is the bottom layer: it imports no project module, and each library only inside
 the function that needs it.
@@ -209,3 +211,39 @@ def vertex_executor_class_hook(executor_cls: type) -> type:
     if "_GetExecutorClass" not in vars(executor_cls):
         raise TypeError(f"{executor_cls.__name__} does not override _GetExecutorClass")
     return executor_cls
+
+
+# --- TFX's LocalDagRunner: the log lines that mark a component's start and end --------
+
+_EVENTS = "reading component starts and ends from TFX's LocalDagRunner log records"
+# The format strings TFX 1.16 logs (absl) around each node: local_dag_runner.py (start,
+# end) and portable/launcher.py (a cached execution reused).
+TFX_COMPONENT_EVENTS = {
+    "Component %s is running.": "start",
+    "Component %s is finished.": "end",
+    "A cached execution %d is used.": "cached",
+}
+
+
+def tfx_component_event(record: Any) -> Optional[tuple[str, Any]]:
+    """("start" | "end", node id) or ("cached", execution id) for a log record of TFX's
+    local runner that marks one; None for any other record."""
+    kind = TFX_COMPONENT_EVENTS.get(record.msg) if isinstance(record.msg, str) else None
+    if kind is None or not isinstance(record.args, tuple) or len(record.args) != 1:
+        return None
+    return kind, record.args[0]
+
+
+def check_tfx_component_events() -> None:
+    """Checks the TFX release, and that its local runner and launcher still log the
+    messages `tfx_component_event` recognises."""
+    import inspect
+
+    require("tfx", _EVENTS)
+    from tfx.orchestration.local import local_dag_runner
+    from tfx.orchestration.portable import launcher
+
+    source = inspect.getsource(local_dag_runner) + inspect.getsource(launcher)
+    missing = [message for message in TFX_COMPONENT_EVENTS if repr(message) not in source]
+    if missing:
+        raise CompatError(f"schema/compat.py: TFX no longer logs {missing}: update {_EVENTS}")

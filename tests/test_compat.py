@@ -28,6 +28,7 @@ def test_every_workaround_checks_the_release(monkeypatch):
         lambda: compat.adam_moments(object(), object()),
         lambda: compat.stop_tracking(object(), "optimizer"),
         lambda: compat.vertex_executor_class_hook(object),
+        compat.check_tfx_component_events,
     ]
     for call in calls:
         with pytest.raises(compat.CompatError, match="99.0.0 is installed"):
@@ -162,3 +163,18 @@ def test_vertex_executor_class_hook_checks_the_override():
         compat.vertex_executor_class_hook(type("Plain", (vertex_executor.GenericExecutor,), {}))
     with pytest.raises(TypeError, match="not a Vertex AI GenericExecutor"):
         compat.vertex_executor_class_hook(Replica)
+
+
+def test_tfx_component_events_are_what_the_local_runner_logs():
+    import logging
+
+    compat.check_tfx_component_events()  # TFX 1.16's runner and launcher log these formats
+
+    def record(msg, args):
+        return logging.LogRecord("absl", logging.INFO, "x.py", 1, msg, args, None)
+
+    assert compat.tfx_component_event(record("Component %s is running.", ("Evaluator",))) == ("start", "Evaluator")
+    assert compat.tfx_component_event(record("Component %s is finished.", ("Evaluator",))) == ("end", "Evaluator")
+    assert compat.tfx_component_event(record("A cached execution %d is used.", (12,))) == ("cached", 12)
+    assert compat.tfx_component_event(record("Component Evaluator is running.", ())) is None
+    assert compat.tfx_component_event(record("Going to run a new execution %d", (3,))) is None
