@@ -17,14 +17,6 @@ import sys
 
 # Keras 2 (tf_keras) for TFMA 0.47 and MultiWorkerMirroredStrategy; before any TF import.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-if sys.argv[1:2] == ["run"] and __name__ == "__main__":
-    # TensorFlow's C++ log (CUDA-factory errors at import): none on `run`'s console, all
-    # of it with --verbose (components/run_console.py does the Python side).
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if "--verbose" in sys.argv else "3"
-    if "--verbose" not in sys.argv:
-        from components.run_console import silence_library_warnings
-
-        silence_library_warnings()  # importing the libraries warns (FutureWarning) before the run
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -158,6 +150,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _add_run_args(submit)
     kubeflow_settings.add_submit_arguments(submit)
     args = parser.parse_args(argv)
+    if args.command == "run":  # before the libraries are imported: they log and warn on import
+        from components.run_console import prepare_process
+
+        prepare_process(verbose=args.verbose)
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError

@@ -10,8 +10,9 @@ schema/compat.py) into lines such as
 and shows the project's own log records (INFO and above: the Embedder's rate, the
 Trainer's plan, the pusher's verdict). Third-party records below ERROR (absl INFO from
 TFX, Beam and TFMA warnings) and third-party Python warnings (FutureWarning,
-DeprecationWarning, ...) are dropped; `pipeline.py` also sets TF_CPP_MIN_LOG_LEVEL=3 so
-TensorFlow's C++ start-up lines (the CUDA-factory errors) are not printed. With
+DeprecationWarning, ...) are dropped; `prepare_process`, called before the libraries are
+imported, sets TF_CPP_MIN_LOG_LEVEL=3 so TensorFlow's C++ start-up lines (the
+CUDA-factory errors) are not printed. With
 `verbose=True` nothing is dropped: every handler and warning stays as the libraries set
 them, and the component lines come on top.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -35,9 +37,18 @@ PROJECT_MODULES = r"(schema|components|trainer|evaluator|kubeflow|pipeline|pipel
 
 def silence_library_warnings() -> None:
     """Python warnings from third-party modules are ignored from now on; the project's own
-    still show. (`console` does this for the run; `pipeline.py run` already at start-up,
-    since importing the libraries warns before the run starts.)"""
+    still show."""
     warnings.filterwarnings("ignore", module=rf"(?!{PROJECT_MODULES})")
+
+
+def prepare_process(verbose: bool) -> None:
+    """What must be set before TensorFlow and TFX are imported, since they log and warn on
+    import: TensorFlow's C++ log level (3: not even the CUDA-factory errors; 0 with
+    `verbose`), and the library warnings silenced unless `verbose`."""
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    if not verbose:
+        silence_library_warnings()
 
 
 def _is_project_record(record: logging.LogRecord) -> bool:
