@@ -18,6 +18,8 @@ The workarounds:
 - `stop_tracking`: a Keras model stops tracking its optimizer (trainer/export.py).
 - `vertex_executor_class_hook`: the Vertex AI trainer's `_GetExecutorClass` hook
   (kubeflow/trainer_executor.py).
+- `run_and_root`: an executor's pipeline run id and, from an output artifact's URI, the
+  pipeline root (CatalogExampleGen keeps a failed run's rejects there).
 - `tfx_component_event`: the log records in which TFX's LocalDagRunner says a component
   starts, ends or is served from the cache (components/run_console.py).
 
@@ -247,3 +249,21 @@ def check_tfx_component_events() -> None:
     missing = [message for message in TFX_COMPONENT_EVENTS if repr(message) not in source]
     if missing:
         raise CompatError(f"schema/compat.py: TFX no longer logs {missing}: update {_EVENTS}")
+
+
+# --- A TFX executor's run id and the pipeline root ------------------------------------
+
+_RUN_AND_ROOT = "an executor's run id (its _context) and the root above an output URI"
+
+
+def run_and_root(executor: Any, output_uri: str) -> tuple[Optional[str], str]:
+    """(the pipeline run id the executor was given, or None outside a runner; the pipeline
+    root holding `output_uri`). TFX 1.16 writes outputs at
+    `<root>/<node>/<output>/<execution id>` and keeps the executor's context in `_context`."""
+    import os
+
+    require("tfx", _RUN_AND_ROOT)
+    context = getattr(executor, "_context", None)
+    run = getattr(context, "pipeline_run_id", None) if context is not None else None
+    root = os.path.dirname(os.path.dirname(os.path.dirname(output_uri.rstrip("/"))))
+    return run, root

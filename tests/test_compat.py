@@ -29,6 +29,7 @@ def test_every_workaround_checks_the_release(monkeypatch):
         lambda: compat.stop_tracking(object(), "optimizer"),
         lambda: compat.vertex_executor_class_hook(object),
         compat.check_tfx_component_events,
+        lambda: compat.run_and_root(object(), "/root/Node/out/1"),
     ]
     for call in calls:
         with pytest.raises(compat.CompatError, match="99.0.0 is installed"):
@@ -178,3 +179,16 @@ def test_tfx_component_events_are_what_the_local_runner_logs():
     assert compat.tfx_component_event(record("A cached execution %d is used.", (12,))) == ("cached", 12)
     assert compat.tfx_component_event(record("Component Evaluator is running.", ())) is None
     assert compat.tfx_component_event(record("Going to run a new execution %d", (3,))) is None
+
+
+def test_run_and_root_from_the_executor_context_and_tfx_output_layout(tmp_path):
+    from tfx.dsl.components.base import base_executor
+
+    class Plain(base_executor.BaseExecutor):
+        def Do(self, input_dict, output_dict, exec_properties):
+            pass
+
+    uri = f"{tmp_path}/CatalogExampleGen/rejected/7"
+    given = Plain(base_executor.BaseExecutor.Context(pipeline_run_id="run-1"))
+    assert compat.run_and_root(given, uri) == ("run-1", str(tmp_path))
+    assert compat.run_and_root(Plain(), uri + "/") == (None, str(tmp_path))
