@@ -175,10 +175,26 @@ def init_with_spec(component: Any, standard_cls: type, spec: Any) -> None:
 _SLOTS = "LazyAdam's access to Adam's moment slots"
 
 
-def adam_moments(optimizer: Any, variable: Any) -> tuple[Any, Any]:
-    """The first and second moment variables a built tf_keras Adam keeps for `variable`."""
+def check_adam_moments() -> None:
+    """Checks the tf_keras release, and that its Adam still keeps the moment slots where
+    `adam_moments` reads them. Call it once, when the optimizer is made: `adam_moments`
+    itself runs inside the traced training step, where it must stay a plain lookup."""
+    import inspect
+
     require("tf_keras", _SLOTS)
-    index = _require_attribute(optimizer, "_index_dict", _SLOTS)[optimizer._var_key(variable)]
+    import tf_keras as keras
+
+    _require_attribute(keras.optimizers.Adam, "_var_key", _SLOTS)
+    build = inspect.getsource(keras.optimizers.Adam.build)
+    base = inspect.getsource(keras.optimizers.Optimizer._build_index_dict)
+    if "self._momentums" not in build or "self._velocities" not in build or "self._index_dict" not in base:
+        raise CompatError(f"schema/compat.py: tf_keras's Adam keeps its moments elsewhere: update {_SLOTS}")
+
+
+def adam_moments(optimizer: Any, variable: Any) -> tuple[Any, Any]:
+    """The first and second moment variables a built tf_keras Adam keeps for `variable`
+    (checked by `check_adam_moments`)."""
+    index = optimizer._index_dict[optimizer._var_key(variable)]
     return optimizer._momentums[index], optimizer._velocities[index]
 
 

@@ -25,7 +25,7 @@ def test_every_workaround_checks_the_release(monkeypatch):
         lambda: compat.split_anomalies(object(), "train"),
         lambda: compat.respecified(object(), object, {}),
         lambda: compat.init_with_spec(object(), object, None),
-        lambda: compat.adam_moments(object(), object()),
+        compat.check_adam_moments,
         lambda: compat.stop_tracking(object(), "optimizer"),
         lambda: compat.vertex_executor_class_hook(object),
         compat.check_tfx_component_events,
@@ -121,6 +121,7 @@ def test_adam_moments_are_the_slots_adam_updates():
     variable = tf.Variable([1.0, 2.0, 3.0])
     gradient = tf.constant([0.5, -1.0, 2.0])
     optimizer.apply_gradients([(gradient, variable)])
+    compat.check_adam_moments()
     m, v = compat.adam_moments(optimizer, variable)
     np.testing.assert_allclose(m.numpy(), 0.1 * gradient.numpy(), rtol=1e-6)
     np.testing.assert_allclose(v.numpy(), 0.01 * gradient.numpy() ** 2, rtol=1e-6)

@@ -25,6 +25,10 @@ from trainer.presets import ModelPreset
 class LazyAdam(keras.optimizers.Adam):
     """Adam; for an `IndexedSlices` gradient only the rows it names are updated."""
 
+    def __init__(self, *args, **kwargs):
+        compat.check_adam_moments()  # once here: update_step runs inside the traced step
+        super().__init__(*args, **kwargs)
+
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable)
