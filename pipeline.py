@@ -1,7 +1,7 @@
 """The product categorisation pipeline: wiring and command line, no model or data logic.
 
     python pipeline.py run --catalog DIR --spec NAME_OR_FILE [--pipeline-root DIR]
-                           [--serving-dir DIR] [--max-rows N]
+                           [--serving-dir DIR] [--max-rows N] [--verbose]
     python pipeline.py categorize --catalog DIR_OR_CSV --spec NAME_OR_FILE --output FILE.csv
                            [--model DIR] [--no-threshold]
     python pipeline.py status [--pipeline-root DIR] [--spec NAME_OR_FILE]
@@ -13,32 +13,38 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # Keras 2 (tf_keras) for TFMA 0.47 and MultiWorkerMirroredStrategy; before any TF import.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 from pipeline_definition import create_pipeline  # noqa: E402,F401  (the one definition; re-exported)
 from schema.config import BEAM_MODES, DEFAULT_CATALOG, PROJECT_ROOT, Gate, PipelineConfig  # noqa: E402
 
 
-def run_local(config: PipelineConfig) -> None:
+def run_local(config: PipelineConfig, verbose: bool = False) -> None:
+    """Runs the pipeline with LocalDagRunner: a line per component as it starts and ends,
+    third-party noise silenced unless `verbose` (components/run_console.py), then the
+    run summary."""
     from schema.catalog_reader import check_catalog
 
     # A catalog whose header cannot fit the spec is refused before any component starts.
     check_catalog(os.path.join(config.catalog_dir, config.spec.csv_file), config.spec)
-    from tfx import v1 as tfx
+    from components.run_console import console
 
-    from components.run_summary import print_summary
+    with console(verbose):
+        from tfx import v1 as tfx
 
-    print(f"Running pipeline {config.pipeline_name} on {config.catalog_dir}", flush=True)
-    print(f"  pipeline root: {config.pipeline_root}", flush=True)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    print_summary(config)
+        from components.run_summary import print_summary
+
+        print(f"Running pipeline {config.pipeline_name} on {config.catalog_dir}", flush=True)
+        print(f"  pipeline root: {config.pipeline_root}", flush=True)
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        print_summary(config)
 
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +117,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _add_run_args(run)
     run.add_argument("--train-workers", type=int, default=1,
                      help="train data-parallel with N worker processes on this machine (MultiWorkerMirroredStrategy)")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every library's log and warnings (default: one line per component, the project's "
+                          "own messages and errors)")
     cat = sub.add_parser("categorize", help="categorise a catalog with a pushed model")
     cat.add_argument("--catalog", required=True, help="catalog folder or CSV file")
     cat.add_argument("--spec", required=True)
@@ -136,6 +145,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _add_run_args(submit)
     kubeflow_settings.add_submit_arguments(submit)
     args = parser.parse_args(argv)
+    if args.command == "run":  # before the libraries are imported: they log and warn on import
+        from components.run_console import prepare_process
+
+        prepare_process(verbose=args.verbose)
 
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
@@ -152,7 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         if args.command == "run":
-            run_local(_config_from_args(args))
+            run_local(_config_from_args(args), verbose=args.verbose)
         elif args.command == "categorize":
             from trainer.categorize import categorize
 

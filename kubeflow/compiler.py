@@ -10,7 +10,7 @@
 - Beam components get Dataflow arguments through `PipelineConfig.beam_args`;
 - on Vertex AI, the candidate Trainer launches a Vertex AI CustomJob with N replicas
   (kubeflow/trainer_executor.py); the bag-of-words BaselineTrainer trains in its own step;
-- the project's custom artifact types get an importable KFP schema title (kubeflow/compat.py).
+- the project's custom artifact types get an importable KFP schema title (schema/compat.py).
 
 The two targets differ where the backends differ:
 
@@ -151,7 +151,7 @@ def compile_pipeline(config, settings: KubeflowSettings, output: Optional[str | 
     """
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kubeflow_v2
 
-    from kubeflow.compat import kubeflow_artifact_titles
+    from schema.compat import kubeflow_artifact_titles
     from kubeflow.vertex_training import use_vertex_training
     from pipeline_definition import create_pipeline
 

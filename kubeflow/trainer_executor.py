@@ -19,8 +19,10 @@ from __future__ import annotations
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 
 from components.taxonomy_aware.executor import ReplicaTrainerExecutor, inject_taxonomy
+from schema import compat
 
 
+@compat.vertex_executor_class_hook
 class VertexTaxonomyTrainerExecutor(vertex_executor.GenericExecutor):
     """TaxonomyTrainer on Vertex AI Training (distributed when the job has several replicas)."""
 

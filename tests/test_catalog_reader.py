@@ -119,17 +119,28 @@ def test_path_cleaner_properties(parts):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.text(max_size=8), min_size=1, max_size=12), max_size=6))
-def test_row_parser_never_crashes(tmp_path_factory, rows):
+def test_one_outcome_per_record(tmp_path_factory, rows):
+    """Any well-formed CSV: every record that is not a blank line gives exactly one Product
+    or Rejected, in file order, at the physical line where the record starts; nothing is
+    dropped and nothing raises."""
     out = io.StringIO()
     writer = csv.writer(out)
+    lines_before = [HEADER.count("\n")]  # physical lines before each record
     for row in rows:
+        start = out.tell()
         writer.writerow(row)
+        written = out.getvalue()[start:]
+        lines_before.append(lines_before[-1] + written.count("\n") + written.replace("\r\n", "").count("\r"))
     path = tmp_path_factory.mktemp("p") / "products.csv"
-    path.write_text(HEADER + out.getvalue(), encoding="utf-8", errors="surrogatepass")
+    path.write_bytes((HEADER + out.getvalue()).encode("utf-8", errors="surrogatepass"))
     parsed = _rows(path)
-    non_blank = [r for r in rows if not (len(r) == 1 and not r[0].strip())]
-    assert len(parsed) <= len(rows) and len(parsed) >= len([r for r in non_blank if any(r)]) - len(rows)
+    records = [(lines_before[i] + 1, row) for i, row in enumerate(rows)
+               if not (len(row) == 1 and not row[0].strip())]  # a blank line is not a record
+    assert [r.row_number for r in parsed] == [line for line, _ in records]
     assert all(isinstance(r, (Product, Rejected)) for r in parsed)
+    for outcome, (_, row) in zip(parsed, records):
+        if isinstance(outcome, Product):  # kept only when the row has every column
+            assert len(row) == len(HEADER.split(","))
 
 
 def test_image_paths_cannot_escape(tmp_path):

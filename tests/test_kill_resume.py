@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,6 +80,15 @@ def test_killed_run_resumes_from_the_cache(tmp_path, demo_catalog):
     for node in ("CatalogExampleGen", "TaxonomyGen", "TaxonomyTransform"):
         assert node in killed["executed"] and node in rerun["cached"], node
     assert "TaxonomyTrainer" in rerun["executed"] and rerun["pushed"] and not rerun["running"]
+
+    # The console a person reads: a line as each component starts and ends (with its
+    # duration, cached or run), and none of the libraries' noise.
+    first_log = log.read_text(errors="replace")
+    assert "CatalogExampleGen ...\n" in first_log and re.search(r"\] CatalogExampleGen done in \d+\.\ds\n", first_log)
+    assert re.search(r"\] CatalogExampleGen cached in \d+\.\ds\n", resumed.stdout)
+    assert re.search(r"\] TaxonomyTrainer done in \d+\.\ds\n", resumed.stdout)
+    for noise in ("FutureWarning", "Unable to register", "INFO:absl", "WARNING:absl", "Resolved inputs"):
+        assert noise not in first_log + resumed.stdout + resumed.stderr, noise
 
     # `pipeline.py status` shows the same: the killed run with its Trainer left running.
     status = subprocess.run([sys.executable, str(ROOT / "pipeline.py"), "status", "--pipeline-root", str(root),

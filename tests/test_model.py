@@ -162,10 +162,21 @@ def test_folding_ngram_ids_is_hashing_into_fewer_buckets():
     n-grams apart as far as its size allows, not an arbitrary remix."""
     from trainer.preprocessing import hashed_ngrams
 
-    text = tf.constant(["slim fit cotton tshirt", "leather wallet for men", "ceramic coffee mug 350 ml"])
     wide, full = 2**12, 2**15
-    folded = tf.math.floormod(hashed_ngrams(text, full).values, wide).numpy()
-    assert (folded == hashed_ngrams(text, wide).values.numpy()).all()
+    # The n-grams of "slim tee", written out: word 1- and 2-grams, the words' character
+    # 3-grams (the preset's widths) with the word's boundary marks, prefixed '#'.
+    assert get_preset("small").char_ngram_widths == (3,)
+    grams = ["slim", "tee", "slim tee", "#<sl", "#sli", "#lim", "#im>", "#<te", "#tee", "#ee>"]
+    full_ids = hashed_ngrams(tf.constant(["slim tee"]), full).values.numpy()
+    assert sorted(full_ids) == sorted(tf.strings.to_hash_bucket_fast(grams, full).numpy())
+    folded = np.sort(np.mod(full_ids, wide))
+    assert (folded == np.sort(tf.strings.to_hash_bucket_fast(grams, wide).numpy())).all()
+    # Kept apart as far as the size allows: distinct n-grams land in about as many wide
+    # buckets as a uniform hash into wide_buckets fills (a remix would pile them up).
+    words = tf.constant([f"item{i}" for i in range(3000)])
+    ids = np.unique(tf.strings.to_hash_bucket_fast(words, full).numpy())
+    expected = wide * (1 - (1 - 1 / wide) ** len(ids))
+    assert abs(len(np.unique(np.mod(ids, wide))) - expected) < 0.03 * expected
     with np.testing.assert_raises(ValueError):
         dataclasses.replace(get_preset("small"), wide_buckets=3000)  # not a divisor of hash_buckets
 
@@ -222,16 +233,30 @@ def test_ensemble_averages_its_members_level_probabilities():
 
 def test_each_ensemble_member_learns_from_its_own_loss():
     """The ensemble's training output stacks member logits; the loss is the mean of the
-    members' cross-entropies, not the cross-entropy of their average."""
+    members' cross-entropies, not the cross-entropy of their average, so each member's
+    gradient comes from its own prediction alone."""
     tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
     model = build_model(tax, dataclasses.replace(get_preset("small"), members=3))
     inputs = _inputs(8, get_preset("small").hash_buckets)
     for k in (1, 2):
         inputs[features.label_id_feature(k)] = tf.zeros([8], tf.int64)
-    stacked = model(inputs)["level_3"]
-    assert stacked.shape[:2] == (8, 3)
-    labels = tf.constant([1, 2, 1, 0, 3, 1, 2, 1])
-    per_member = [members_cross_entropy(labels, stacked[:, i]) for i in range(3)]
-    np.testing.assert_allclose(members_cross_entropy(labels, stacked).numpy(),
-                               tf.add_n(per_member).numpy() / 3, rtol=1e-5)
+    assert model(inputs)["level_3"].shape[:2] == (8, 3)  # [products, members, classes]
+    # Members that disagree, as trained members do (at initialisation they all say ~uniform).
+    stacked = tf.constant(np.random.default_rng(0).normal(scale=3.0, size=(8, 3, 5)), tf.float32)
+    labels = np.arange(8) % 5
+    logits = stacked.numpy().astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    own = -log_probs[np.arange(8), :, labels]  # [products, members], by hand
+    loss = members_cross_entropy(tf.constant(labels), stacked).numpy()
+    np.testing.assert_allclose(loss, own.mean(axis=1), rtol=1e-5)
+    average = np.exp(log_probs).mean(axis=1)
+    assert not np.allclose(loss, -np.log(average[np.arange(8), labels]), rtol=1e-3)
+    # Member 0's gradient is its own cross-entropy's gradient (softmax - one-hot, over 3
+    # members), whatever the other members predict.
+    x = tf.Variable(stacked)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(members_cross_entropy(tf.constant(labels), x))
+    grad = tape.gradient(total, x).numpy()[:, 0]
+    one_hot = np.eye(logits.shape[-1])[labels]
+    np.testing.assert_allclose(grad, (np.exp(log_probs[:, 0]) - one_hot) / 3, atol=1e-5)
     assert build_model(tax, dataclasses.replace(get_preset("small"), members=1)).__class__ is HierarchicalClassifier

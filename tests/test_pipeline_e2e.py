@@ -3,13 +3,23 @@
 Uses the first rows of the shared catalogs (or the generated demo catalog when
 ../shared is missing), then checks every artifact, the pushed model, `categorize` on rows
 the model never saw, and that a deliberately broken candidate is not pushed.
+
+The tests do not depend on each other or on their order: `fashion_run` makes the first
+run once and nothing changes it afterwards; a test that runs the pipeline again does so
+in its own copy of that run (`_copy_of`), where TFX's cache still serves the first run's
+artifacts.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
+import re
+import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -60,13 +70,35 @@ def _unseen_catalog(catalog: Path, spec_name: str, out_dir: Path, n: int = 200) 
     return path, [r[header.index(spec.id_column)] for r in rows]
 
 
+class Run(NamedTuple):
+    catalog: Path
+    root: Path
+    serving: Path
+    console: str  # what the run printed
+
+
 @pytest.fixture(scope="module")
-def fashion_run(tmp_path_factory, demo_catalog):
+def fashion_run(tmp_path_factory, demo_catalog) -> Run:
+    """The first run on a fresh pipeline root; read-only for the tests."""
     catalog = shared_catalog("fashion") or demo_catalog
     root = tmp_path_factory.mktemp("fashion_root")
     serving = tmp_path_factory.mktemp("serving")
-    _run(catalog, "fashion", root, serving)
-    return catalog, root, serving
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        _run(catalog, "fashion", root, serving)
+    print(out.getvalue())
+    return Run(catalog, root, serving, out.getvalue())
+
+
+def _copy_of(run: Run, tmp_path: Path) -> Run:
+    """The first run's pipeline root (ML Metadata included) and serving folder, copied, so
+    a test can run the pipeline again without changing what the other tests read. The
+    copied metadata still points at the first run's artifacts, which stay where they are:
+    TFX serves them from its cache as it would in the original root."""
+    root, serving = tmp_path / "root", tmp_path / "serving"
+    shutil.copytree(run.root, root)
+    shutil.copytree(run.serving, serving)
+    return Run(run.catalog, root, serving, "")
 
 
 def _only(root: Path, component: str, output: str) -> Path:
@@ -76,7 +108,7 @@ def _only(root: Path, component: str, output: str) -> Path:
 
 
 def test_every_artifact_is_there(fashion_run):
-    catalog, root, serving = fashion_run
+    catalog, root, serving, _ = fashion_run
     examples = _only(root, "CatalogExampleGen", "examples")
     for split in ("train", "calibration", "eval"):
         assert list((examples / f"Split-{split}").glob("*.gz")), split
@@ -131,7 +163,7 @@ def test_every_artifact_is_there(fashion_run):
 def test_status_lists_runs_from_metadata(fashion_run, capsys):
     """`pipeline.py status` reads the runs back from ML Metadata: start, executed vs cached,
     blessed and the pushed version."""
-    catalog, root, serving = fashion_run
+    catalog, root, serving, _ = fashion_run
     capsys.readouterr()
     assert pipeline.main(["status", "--pipeline-root", str(root), "--spec", "fashion"]) == 0
     out = capsys.readouterr().out
@@ -152,6 +184,23 @@ def test_status_lists_runs_from_metadata(fashion_run, capsys):
     assert f"TaxonomyTrainer ({first['seconds']['TaxonomyTrainer']:.0f}s)" in out
 
 
+def test_console_says_each_component_and_the_embedding_rate(fashion_run):
+    """`pipeline.py run`'s console: a line as each component starts and one as it ends,
+    with its duration; the Embedder's rows and rate; the summary; no library log records."""
+    lines = fashion_run.console.splitlines()
+    spans = {}
+    for node in ("CatalogExampleGen", "StatisticsGen", "StrictExampleValidator", "TaxonomyGen", "Embedder",
+                 "TaxonomyTransform", "TaxonomyTrainer", "Evaluator", "ReviewReport", "SafePusher"):
+        starts = [i for i, line in enumerate(lines) if line.endswith(f"] {node} ...")]
+        ends = [i for i, line in enumerate(lines) if re.search(rf"\] {node} done in \d+\.\ds$", line)]
+        assert len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0], node
+        spans[node] = lines[starts[0]:ends[0]]
+    assert any(re.search(r"\] Embedder: [\d,]+ rows, [\d,]+ rows/s$", line) for line in spans["Embedder"])
+    assert "pushed: True" in fashion_run.console
+    for noise in ("Resolved inputs", "Going to run a new execution", "INFO:absl", "WARNING:absl", "FutureWarning"):
+        assert noise not in fashion_run.console, noise
+
+
 def _is_prefix(path: str, truth: str) -> bool:
     levels, true_levels = path.split(" > "), truth.split(" > ")
     return true_levels[: len(levels)] == levels
@@ -165,7 +214,7 @@ def _categorize(csv_path: Path, spec: str, serving: Path, out: Path, *extra: str
 
 
 def test_categorize_unseen_rows(fashion_run, tmp_path):
-    catalog, root, serving = fashion_run
+    catalog, root, serving, _ = fashion_run
     csv_path, ids = _unseen_catalog(catalog, "fashion", tmp_path / "unseen")
     full = _categorize(csv_path, "fashion", serving, tmp_path / "full.csv", "--no-threshold")
     assert list(full[0].keys()) == ["id", "category_path", "confidence", "depth", "reason"]
@@ -199,10 +248,10 @@ def test_categorize_unseen_rows(fashion_run, tmp_path):
     assert node_precision(kept) >= node_precision(predicted) - 0.02
 
 
-def test_unchanged_rerun_is_compared_with_the_first_model_and_not_pushed_again(fashion_run, capsys):
+def test_unchanged_rerun_is_compared_with_the_first_model_and_not_pushed_again(fashion_run, tmp_path, capsys):
     """`make run` twice: the second run reuses every cached artifact, compares its model
     with the one it pushed first, and a tie is not a win."""
-    catalog, root, serving = fashion_run
+    catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
     before = _versions(serving, "fashion")
     _run(catalog, "fashion", root, serving)
     out = capsys.readouterr().out
@@ -218,7 +267,7 @@ def test_review_notebook_runs_headless(fashion_run):
     import nbformat
     from nbclient import NotebookClient
 
-    _, root, _ = fashion_run
+    _, root, _, _ = fashion_run
     notebook = nbformat.read(str(Path(pipeline.PROJECT_ROOT) / "evaluator" / "review.ipynb"), as_version=4)
     env = {"EVAL_URI": str(_only(root, "Evaluator", "evaluation")),
            "REPORT_URI": str(_only(root, "ReviewReport", "report"))}
@@ -242,8 +291,8 @@ def test_review_notebook_runs_headless(fashion_run):
     assert "leaf_accuracy" in text and "difference" in text and "[" in text  # intervals in the table
 
 
-def test_worse_candidate_is_not_pushed(fashion_run, capsys):
-    catalog, root, serving = fashion_run
+def test_worse_candidate_is_not_pushed(fashion_run, tmp_path, capsys):
+    catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
     before = _versions(serving, "fashion")
     _run(catalog, "fashion", root, serving, "--shuffle-labels")
     assert _versions(serving, "fashion") == before
@@ -251,9 +300,9 @@ def test_worse_candidate_is_not_pushed(fashion_run, capsys):
     assert "blessed: False" in out and "no significant win on Overall" in out
 
 
-def test_better_candidate_is_pushed_as_a_new_version(fashion_run, capsys):
+def test_better_candidate_is_pushed_as_a_new_version(fashion_run, tmp_path, capsys):
     """Twice the data beats the production model, so it is pushed next to it."""
-    catalog, root, serving = fashion_run
+    catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
     before = _versions(serving, "fashion")
     argv = ["run", "--catalog", str(catalog), "--spec", "fashion", "--pipeline-root", str(root),
             "--serving-dir", str(serving), "--max-rows", str(2 * TRAIN_ROWS), "--preset", "small"]
@@ -283,11 +332,11 @@ def test_flipkart_text_only_catalog(tmp_path):
     assert sum(bool(r["category_path"]) for r in rows) == len(ids) - 2  # all but the two bad rows
 
 
-def test_two_local_workers_train_one_model(fashion_run):
+def test_two_local_workers_train_one_model(fashion_run, tmp_path):
     """`--train-workers 2`: two processes with TF_CONFIG (chief + worker) train with
     MultiWorkerMirroredStrategy; both finish (a failed worker fails the run), the loss goes
     down, and only the chief's model is exported."""
-    catalog, root, serving = fashion_run
+    catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
     _run(catalog, "fashion", root, serving, "--train-workers", "2")
     model_root = _only(root, "TaxonomyTrainer", "model")
     info = json.loads((model_root / "Format-Serving" / "assets.extra" / "model_info.json").read_text())
@@ -328,7 +377,6 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     --executor_class_path ... --inputs ... --outputs ... --exec-properties ...`) with the
     TF_CONFIG and CLUSTER_SPEC Vertex AI sets, on the first run's Transform output. Both
     exit 0 after training together, and only the chief writes the model."""
-    import re
 
     import tensorflow as tf
     from tfx.types import standard_artifacts
@@ -338,7 +386,7 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     from kubeflow.trainer_executor import VertexTaxonomyTrainerExecutor
     from tests.kfp_harness import local_vertex_jobs
 
-    _, root, _ = fashion_run
+    _, root, _, _ = fashion_run
     inputs, properties = _first_execution(root, "TaxonomyTrainer")
     training = KubeflowSettings(project="test-project", region="europe-west4", train_workers=2,
                                 image="registry.example/pipeline:0123456789ab").vertex_training_config()

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from schema import features
+from schema import compat, features
 from schema.taxonomy import Taxonomy
 from trainer.model import Classifier, class_tables, decode_outputs, threshold_tables
 
@@ -70,7 +70,7 @@ def drop_training_state(model: Classifier) -> None:
     flipkart ensemble, whose n-gram and wide tables are most of it) for state serving
     never reads. Call it once training (and calibration) is done."""
     if getattr(model, "optimizer", None) is not None:
-        model._delete_tracking("optimizer")  # tf.Module tracking; the attribute itself stays
+        compat.stop_tracking(model, "optimizer")  # the attribute itself stays
 
 
 def export_serving_model(

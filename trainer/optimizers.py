@@ -7,6 +7,7 @@ weights is most of a training step on CPU. `LazyAdam` updates only the rows in t
 (as TF-Addons' LazyAdam and the TF1 embedding optimizers did), which is the usual choice
 for large embedding tables: a rare n-gram keeps its moments between the batches that
 contain it instead of having them decayed away, and a step costs what the batch touches.
+It reaches Adam's moment slots through schema/compat.py (checked against tf_keras 2.16).
 """
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf
 import tf_keras as keras
 
+from schema import compat
 from trainer.presets import ModelPreset
 
 
 class LazyAdam(keras.optimizers.Adam):
     """Adam; for an `IndexedSlices` gradient only the rows it names are updated."""
+
+    def __init__(self, *args, **kwargs):
+        compat.check_adam_moments()  # once here: update_step runs inside the traced step
+        super().__init__(*args, **kwargs)
 
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices):
@@ -34,8 +40,7 @@ class LazyAdam(keras.optimizers.Adam):
         beta_2 = tf.cast(self.beta_2, dtype)
         alpha = (tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
                  / (1 - tf.pow(beta_1, step)))
-        key = self._index_dict[self._var_key(variable)]
-        m, v = self._momentums[key], self._velocities[key]
+        m, v = compat.adam_moments(self, variable)
         rows = gradient.indices
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * gradient.values
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(gradient.values)

@@ -20,7 +20,7 @@ from components.artifacts import RejectedRecords
 from components.catalog_example_gen import executor
 from components.catalog_example_gen.driver import CatalogDriver
 from components.catalog_example_gen.fingerprint import CATALOG_FINGERPRINT_KEY
-from schema import features
+from schema import compat, features
 from schema.catalog_spec import CatalogSpec
 
 # Deterministic split by a hash of the product id: 80% train, 10% calibration, 10% eval.
@@ -78,4 +78,4 @@ class CatalogExampleGen(FileBasedExampleGen):
         )
         # Skip FileBasedExampleGen.__init__ (it builds its own spec) but keep its class
         # attributes: the driver that fingerprints the input files.
-        super(FileBasedExampleGen, self).__init__(spec=component_spec)
+        compat.init_with_spec(self, FileBasedExampleGen, component_spec)

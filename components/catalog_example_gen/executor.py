@@ -19,6 +19,7 @@ import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.types import artifact_utils
 
+from schema import compat
 from schema.catalog_reader import CatalogError, Product, Rejected, load_image_bytes, read_catalog
 from schema.catalog_spec import CatalogSpec
 from schema.csv_cells import spreadsheet_safe
@@ -167,10 +168,8 @@ class Executor(BaseExampleGenExecutor):
 
     def _keep_rejects(self, rejected_uri: str) -> str:
         """Copies the rejects of a failing step to `<pipeline root>/rejected/<run>/` (TFX
-        deletes a failed step's outputs); -> that folder. The root is three levels above
-        the artifact (`<root>/<node>/<output>/<execution>`, TFX's output layout)."""
-        root = os.path.dirname(os.path.dirname(os.path.dirname(rejected_uri.rstrip("/"))))
-        run = getattr(self._context, "pipeline_run_id", None) if self._context is not None else None
+        deletes a failed step's outputs); -> that folder. Run and root: schema/compat.py."""
+        run, root = compat.run_and_root(self, rejected_uri)
         kept = os.path.join(root, "rejected", str(run or os.path.basename(rejected_uri.rstrip("/"))))
         tf.io.gfile.makedirs(kept)
         for name in (REJECTED_FILE, WARNINGS_FILE, COUNTS_FILE):

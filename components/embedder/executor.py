@@ -16,6 +16,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from schema import encoders
+from components.run_console import rate_log
 from schema import features
 
 INPUT_EXAMPLES_KEY = "input_examples"
@@ -58,6 +59,7 @@ class EmbedDoFn(beam.DoFn):
         encoders.get_text_encoder()._load()
         encoders.get_image_encoder()._load()
         self._cache = encoders.open_cache(self._cache_dir)
+        self._progress = rate_log("Embedder")  # rows embedded and the rate, on the console
 
     def process(self, batch: List[tf.train.Example]):
         before = self._cache.hits if self._cache is not None else 0
@@ -65,7 +67,11 @@ class EmbedDoFn(beam.DoFn):
         if self._cache is not None:
             self._hits.inc(self._cache.hits - before)
         self._examples.inc(len(out))
+        self._progress.add(len(out))
         yield from out
+
+    def finish_bundle(self):
+        self._progress.flush()
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -76,6 +82,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         exec_properties: Dict[str, Any],
     ) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
+        rate_log("Embedder", restart=True)
         cache_dir = exec_properties.get(CACHE_DIR_KEY)
         source = artifact_utils.get_single_instance(input_dict[INPUT_EXAMPLES_KEY])
         output = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])

@@ -2,7 +2,7 @@
 
 Built from the standard Pusher's own constructor (so its checks and every option keep
 working: `infra_blessing`, `custom_config`, the push destination's versioning), then
-re-specified with two optional inputs and one parameter added:
+re-specified (schema/compat.py) with two optional inputs and one parameter added:
 
 - `examples` (Examples): the eval split gives the infra check's smoke rows;
 - `evaluation` (ModelEvaluation): the metrics written into the model card;
@@ -20,11 +20,11 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
-from tfx.types.channel import BaseChannel, Channel
+from tfx.types.channel import BaseChannel
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.safe_pusher import executor
-from schema import serving_layout
+from schema import compat, serving_layout
 
 
 class SafePusherSpec(standard_component_specs.PusherSpec):
@@ -61,21 +61,10 @@ class SafePusher(Pusher):
             raise ValueError("SafePusher needs a push_destination (a filesystem base directory)")
         plain = Pusher(model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
                        push_destination=push_destination, custom_config=custom_config)
-        base = plain.spec
-        # Fresh output channels: the plain component's are bound to its own (unused) node id.
-        outputs = {}
-        for key, channel in base.outputs.items():
-            fresh = Channel(type=channel.type)
-            fresh.matching_channel_name = getattr(channel, "matching_channel_name", None)
-            outputs[key] = fresh
-        kwargs = {
-            **base.exec_properties,
-            **base.inputs,
-            **outputs,
+        spec = compat.respecified(plain, SafePusherSpec, {
             executor.EXAMPLES_KEY: examples,
             executor.EVALUATION_KEY: evaluation,
             executor.SMOKE_ROWS_KEY: smoke_rows,
             executor.KEEP_VERSIONS_KEY: keep_versions,
-        }
-        spec = SafePusherSpec(**{k: v for k, v in kwargs.items() if v is not None})
-        super(Pusher, self).__init__(spec=spec)
+        })
+        compat.init_with_spec(self, Pusher, spec)
