@@ -5,7 +5,8 @@
 
 Reads the Transform output of the newest pipeline run under pipelines/<catalog> (train
 and calibration splits), trains the hierarchical model once per variant (a variant is a
-JSON dict of ModelPreset fields over the `default` preset) on the train split only, and
+JSON dict of ModelPreset fields over the `default` preset) on the train split only (its
+n-gram tables then reduced as the Trainer exports them, where `compact_tables`), and
 reports leaf accuracy of the decoded path on the calibration split, never on eval (a
 product whose category is not in the taxonomy counts as wrong, as in the pipeline's
 metrics), as:
@@ -266,6 +267,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t0 = time.time()
         model.fit(ds, epochs=preset.epochs, steps_per_epoch=steps, verbose=0)
         seconds = time.time() - t0
+        if preset.compact_tables:  # scored as the Trainer exports it
+            from trainer.model import keep_seen_ngram_rows
+
+            keep_seen_ngram_rows(model, np.unique(train[features.TEXT_TOKENS].values.numpy()))
         row = {"full": leaf_accuracy(model, calib, preset.beam_width, per_level=True)}
         if features.TEXT_EMBEDDING in calib:
             row["sentence-embedding only"] = leaf_accuracy(model, blank(calib, ngrams=True, image=True),

@@ -47,6 +47,7 @@ class HashedBag(keras.layers.Layer):
         # table is stored divided by this factor and multiplied back on lookup: the same
         # function, with rare n-grams learning `lr_multiplier` times faster.
         self.lr_multiplier = lr_multiplier
+        self.kept_ids = None  # set by keep_rows: the sorted n-gram ids whose rows the table holds
 
     def build(self, input_shape):
         # A tiny init_scale: an n-gram never seen in training adds next to nothing, so a
@@ -60,8 +61,50 @@ class HashedBag(keras.layers.Layer):
     def call(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None = None) -> tf.Tensor:
         """Weighted (TF-IDF from Transform) or plain sum over n-grams, divided by the L2 norm
         of the weights."""
-        pooled = tf.nn.safe_embedding_lookup_sparse(self.table, ids, weights, combiner="sqrtn")
+        table = self.table
+        if self.kept_ids is not None:
+            ids, table = self._kept_rows(ids)
+        pooled = tf.nn.safe_embedding_lookup_sparse(table, ids, weights, combiner="sqrtn")
         return pooled * self.lr_multiplier if self.lr_multiplier != 1.0 else pooled
+
+    def keep_rows(self, ids: np.ndarray, dtype: tf.DType = tf.float16) -> None:
+        """Shrinks the table to the rows of `ids` (the n-gram ids training saw), stored as
+        `dtype`, plus one zero row that every other id reads from then on.
+
+        For the serving model: training moves only the rows of the n-grams in its batches,
+        a small part of the buckets (the train split's distinct n-grams, a fraction of the
+        hash buckets on these catalogs), so the export keeps those rows, exactly, and an
+        unseen n-gram adds nothing (instead of its row's tiny initial value) while its
+        weight still counts in the pooling's norm. Lookups cast the batch's rows to
+        float32, so float16 storage changes a weight by at most one part in 2,000."""
+        if self.kept_ids is not None:
+            raise ValueError(f"{self.name}: the table is already reduced to its kept rows")
+        ids = np.unique(np.asarray(ids, np.int64))
+        if ids.size == 0 or ids[0] < 0 or ids[-1] >= self.buckets:
+            raise ValueError(f"{self.name}: kept ids must be a non-empty set of buckets in [0, {self.buckets})")
+        rows = tf.gather(self.table, ids).numpy()
+        table = np.concatenate([rows, np.zeros((1, self.dim), rows.dtype)]).astype(dtype.as_numpy_dtype)
+        del self.table  # Keras stops tracking the full table: an export leaves it out
+        self.table = tf.Variable(table, trainable=False, name="table")
+        self.kept_ids = tf.Variable(ids, trainable=False, name="kept_ids")
+
+    def _kept_rows(self, ids: tf.SparseTensor) -> tuple[tf.SparseTensor, tf.Tensor]:
+        """(ids renumbered to the rows this batch reads, those rows as float32); an id not
+        kept reads the zero row."""
+        kept = self.kept_ids
+        last = tf.size(kept, out_type=tf.int64) - 1
+        position = tf.minimum(tf.searchsorted(kept, ids.values, out_type=tf.int64), last)
+        rows = tf.where(tf.equal(tf.gather(kept, position), ids.values), position, last + 1)
+        unique, renumbered = tf.unique(rows, out_idx=tf.int64)
+        return (tf.SparseTensor(ids.indices, renumbered, ids.dense_shape),
+                tf.cast(tf.gather(self.table, unique), tf.float32))
+
+
+def wide_table(preset: ModelPreset, columns: int) -> HashedBag:
+    """The wide part's table: per-class weights (`columns`: the classes of every level) of
+    the n-grams folded into `preset.wide_buckets`, starting at zero."""
+    return HashedBag(preset.wide_buckets, columns, init_scale=0.0, lr_multiplier=preset.wide_lr_multiplier,
+                     name="wide")
 
 
 class HierarchicalClassifier(keras.Model):
@@ -69,7 +112,9 @@ class HierarchicalClassifier(keras.Model):
     the same decoding and the same export, so the two are compared like for like."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
-                 embedding_features: tuple[str, ...] = (), **kwargs):
+                 embedding_features: tuple[str, ...] = (), wide: HashedBag | None = None, **kwargs):
+        """`wide`: a wide table shared with other members of an ensemble (`wide_table`);
+        None builds this classifier's own when the preset has a wide part."""
         super().__init__(**kwargs)
         self.depth = taxonomy.depth
         self.linear = linear
@@ -108,8 +153,7 @@ class HierarchicalClassifier(keras.Model):
         # narrow n-gram embedding of the deep tower has to squeeze through `token_dim`.
         self.wide = None
         if not linear and preset.wide_buckets > 0:
-            self.wide = HashedBag(preset.wide_buckets, sum(self.num_classes), init_scale=0.0,
-                                  lr_multiplier=preset.wide_lr_multiplier, name="wide")
+            self.wide = wide if wide is not None else wide_table(preset, sum(self.num_classes))
 
     # ---- encoder ------------------------------------------------------------------------
     def encode(self, inputs: dict, training: bool = False) -> tuple[tf.Tensor, list | None]:
@@ -240,12 +284,19 @@ class HierarchicalEnsemble(keras.Model):
     Seeds alone move leaf accuracy by about +-0.3 points on these catalogs; averaging a few
     members removes most of that variance and is worth more than any single-model change
     found on the calibration split (BENCHMARKS.md). Training outputs are stacked member
-    logits [N, members, C] per level (see `trainer.optimizers.members_cross_entropy`)."""
+    logits [N, members, C] per level (see `trainer.optimizers.members_cross_entropy`).
+
+    With `preset.shared_wide` the members share one wide table, trained by all of their
+    losses: the wide part is a linear model of the n-grams, with a column per class of
+    every level, and one copy per member was most of a serving model."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, embedding_features: tuple[str, ...] = (),
                  **kwargs):
         super().__init__(**kwargs)
-        self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features,
+        shared = None
+        if preset.shared_wide and preset.wide_buckets > 0:
+            shared = wide_table(preset, sum(taxonomy.num_classes(k) for k in range(1, taxonomy.depth + 1)))
+        self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features, wide=shared,
                                                name=f"member_{i}") for i in range(preset.members)]
 
     def call(self, inputs: dict, training: bool = False) -> dict:
@@ -265,6 +316,28 @@ def build_model(taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
     if linear or preset.members == 1:
         return HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features)
     return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features)
+
+
+def ngram_tables(model: Classifier) -> list[HashedBag]:
+    """Every distinct n-gram table of the model: each member's bag, and the wide table(s)."""
+    members = model.members if isinstance(model, HierarchicalEnsemble) else [model]
+    tables = []
+    for member in members:
+        for table in (member.bag, member.wide):
+            if table is not None and all(table is not t for t in tables):
+                tables.append(table)
+    return tables
+
+
+def keep_seen_ngram_rows(model: Classifier, seen_ids: np.ndarray) -> None:
+    """For the serving model, once training is done: every n-gram table keeps only the rows
+    of `seen_ids` (the hashed n-gram ids of the train split), in float16
+    (`HashedBag.keep_rows`); a wide table keeps them folded into its buckets as the wide
+    part folds them (for a bag, whose buckets are the hash buckets, folding changes
+    nothing). The model then computes what it did for every n-gram training saw."""
+    seen_ids = np.asarray(seen_ids, np.int64)
+    for table in ngram_tables(model):
+        table.keep_rows(np.mod(seen_ids, table.buckets))
 
 
 def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_width: int,
