@@ -71,6 +71,13 @@ def test_kept_rows_decode_as_the_full_tables_and_unseen_ngrams_add_nothing():
     want = (weights[..., None] * rows).sum(1) / np.sqrt((weights ** 2).sum(1))[:, None] * preset.ngram_lr_multiplier
     got = member.bag(mixed[features.TEXT_TOKENS], mixed[features.TEXT_TOKEN_WEIGHTS]).numpy()
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3)
+    # Products without n-grams (an empty title), alone in a batch or beside others: zeros.
+    empty = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.zeros([0], tf.int64), [3, 6])
+    np.testing.assert_array_equal(member.bag(empty).numpy(), np.zeros((3, preset.token_dim)))
+    some = tf.SparseTensor([[1, 0]], tf.constant([seen[0]], tf.int64), [3, 6])
+    got = member.bag(some).numpy()
+    np.testing.assert_allclose(got[1], full_table[seen[0]] * preset.ngram_lr_multiplier, rtol=2e-3, atol=1e-5)
+    assert not got[[0, 2]].any()
     with np.testing.assert_raises(ValueError):  # kept once: the ids now name kept rows
         keep_seen_ngram_rows(model, seen)
 

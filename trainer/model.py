@@ -90,13 +90,15 @@ class HashedBag(keras.layers.Layer):
 
     def _kept_rows(self, ids: tf.SparseTensor) -> tuple[tf.SparseTensor, tf.Tensor]:
         """(ids renumbered to the rows this batch reads, those rows as float32); an id not
-        kept reads the zero row."""
+        kept reads the zero row. The zero row always comes first: a product without
+        n-grams reads row 0 (then zeroed by the lookup), which a batch without any n-gram
+        must have too."""
         kept = self.kept_ids
         last = tf.size(kept, out_type=tf.int64) - 1
         position = tf.minimum(tf.searchsorted(kept, ids.values, out_type=tf.int64), last)
         rows = tf.where(tf.equal(tf.gather(kept, position), ids.values), position, last + 1)
-        unique, renumbered = tf.unique(rows, out_idx=tf.int64)
-        return (tf.SparseTensor(ids.indices, renumbered, ids.dense_shape),
+        unique, renumbered = tf.unique(tf.concat([[last + 1], rows], 0), out_idx=tf.int64)
+        return (tf.SparseTensor(ids.indices, renumbered[1:], ids.dense_shape),
                 tf.cast(tf.gather(self.table, unique), tf.float32))
 
 
