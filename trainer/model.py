@@ -61,10 +61,10 @@ class HashedBag(keras.layers.Layer):
     def call(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None = None) -> tf.Tensor:
         """Weighted (TF-IDF from Transform) or plain sum over n-grams, divided by the L2 norm
         of the weights."""
-        table = self.table
-        if self.kept_ids is not None:
-            ids, table = self._kept_rows(ids)
-        pooled = tf.nn.safe_embedding_lookup_sparse(table, ids, weights, combiner="sqrtn")
+        if self.kept_ids is None:
+            pooled = tf.nn.safe_embedding_lookup_sparse(self.table, ids, weights, combiner="sqrtn")
+        else:
+            pooled = self._pool_kept_rows(ids, weights)
         return pooled * self.lr_multiplier if self.lr_multiplier != 1.0 else pooled
 
     def keep_rows(self, ids: np.ndarray, dtype: tf.DType = tf.float16) -> None:
@@ -88,18 +88,23 @@ class HashedBag(keras.layers.Layer):
         self.table = tf.Variable(table, trainable=False, name="table")
         self.kept_ids = tf.Variable(ids, trainable=False, name="kept_ids")
 
-    def _kept_rows(self, ids: tf.SparseTensor) -> tuple[tf.SparseTensor, tf.Tensor]:
-        """(ids renumbered to the rows this batch reads, those rows as float32); an id not
-        kept reads the zero row. The zero row always comes first: a product without
-        n-grams reads row 0 (then zeroed by the lookup), which a batch without any n-gram
-        must have too."""
+    def _pool_kept_rows(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None) -> tf.Tensor:
+        """The pooling of `call` over the kept rows: each n-gram's row (the zero row for an id
+        not kept) read once and cast to float32, sum of weight x row over the product's
+        n-grams divided by the L2 norm of its weights; a product without n-grams, or an
+        n-gram of weight <= 0, adds nothing (as the lookup over the full table prunes them)."""
         kept = self.kept_ids
         last = tf.size(kept, out_type=tf.int64) - 1
         position = tf.minimum(tf.searchsorted(kept, ids.values, out_type=tf.int64), last)
         rows = tf.where(tf.equal(tf.gather(kept, position), ids.values), position, last + 1)
-        unique, renumbered = tf.unique(tf.concat([[last + 1], rows], 0), out_idx=tf.int64)
-        return (tf.SparseTensor(ids.indices, renumbered[1:], ids.dense_shape),
-                tf.cast(tf.gather(self.table, unique), tf.float32))
+        values = tf.ones_like(ids.values, tf.float32) if weights is None else tf.cast(weights.values, tf.float32)
+        values = tf.maximum(values, 0.0)
+        products = ids.indices[:, 0]
+        count = ids.dense_shape[0]
+        summed = tf.math.unsorted_segment_sum(tf.cast(tf.gather(self.table, rows), tf.float32) * values[:, None],
+                                              products, count)
+        norm = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(values), products, count))
+        return tf.math.divide_no_nan(summed, norm[:, None])
 
 
 def wide_table(preset: ModelPreset, columns: int) -> HashedBag:
@@ -158,26 +163,30 @@ class HierarchicalClassifier(keras.Model):
             self.wide = wide if wide is not None else wide_table(preset, sum(self.num_classes))
 
     # ---- encoder ------------------------------------------------------------------------
-    def encode(self, inputs: dict, training: bool = False) -> tuple[tf.Tensor, list | None]:
-        """(fused representation, the wide part's logits per level or None)."""
-        return self._encode(self._modalities(inputs), training)
+    def encode(self, inputs: dict, training: bool = False, wide_done: dict | None = None
+               ) -> tuple[tf.Tensor, list | None]:
+        """(fused representation, the wide part's logits per level or None). `wide_done`:
+        wide logits already computed on these inputs, by table, for members that share it."""
+        return self._encode(self._modalities(inputs, wide_done), training)
 
     def _encode(self, modalities: tuple, training: bool) -> tuple[tf.Tensor, list | None]:
         wide, *modalities = self._drop_modality(*modalities) if training else modalities
         return self._fuse(*modalities, training=training), wide
 
-    def _modalities(self, inputs: dict) -> tuple:
+    def _modalities(self, inputs: dict, wide_done: dict | None = None) -> tuple:
         """(wide logits per level or None, n-gram bag, sentence embeddings, image embeddings)
         as the product has them."""
         ids = inputs[features.TEXT_TOKENS]
         weights = None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS)
         bag = self.bag(ids, weights)
-        wide = None
-        if self.wide is not None:
+        wide = None if self.wide is None or wide_done is None else wide_done.get(id(self.wide))
+        if self.wide is not None and wide is None:
             # Folding the ids is hashing into fewer buckets: the ids are a fingerprint modulo
             # hash_buckets, of which wide_buckets is a divisor (checked in the preset).
             folded = tf.SparseTensor(ids.indices, tf.math.floormod(ids.values, self.wide.buckets), ids.dense_shape)
             wide = tf.split(self.wide(folded, weights), self.num_classes, axis=1)
+            if wide_done is not None:
+                wide_done[id(self.wide)] = wide
         sentence = [tf.cast(inputs[n], tf.float32) for n in self.sentence_features]
         image = [tf.cast(inputs[n], tf.float32) for n in self.image_features]
         return wide, bag, sentence, image
@@ -349,7 +358,8 @@ def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_wi
     best path; a path's score is the product of its level probabilities. STOP (class 0 at
     levels >= 2) continues as STOP with probability 1. `all_beams` returns every surviving
     path, best first ([N, B, depth] both), for analyses that weigh alternatives."""
-    encoded = [model.encode(inputs, training=False) for model in models]
+    wide_done: dict = {}  # a wide table the members share is read once
+    encoded = [model.encode(inputs, training=False, wide_done=wide_done) for model in models]
 
     def log_probs(level: int, repeats, parent):
         per_model = []
