@@ -139,6 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--pipelines", default=str(Path(__file__).resolve().parent.parent / "pipelines"))
     parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
     parser.add_argument("--probes", action="store_true", help="also fit the frozen-embedding probes")
+    parser.add_argument("--seed", type=int, default=7, help="the seed every variant trains from")
     parser.add_argument("--tfidf-mixture", type=float, metavar="C",
                         help="also score mixtures with the TF-IDF logistic regression at this C")
     args = parser.parse_args(argv)
@@ -249,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     for name, overrides in args.variant:
         preset = get_preset({**get_preset("default").to_dict(), **json.loads(overrides)})
-        keras.utils.set_random_seed(7)
+        keras.utils.set_random_seed(args.seed)
         df = None
         for x in (train, calib):  # n-grams as preprocessing_fn would make them for this preset
             x[features.TEXT_TOKENS] = hashed_ngrams(x[features.TITLE_NORMALIZED], preset.hash_buckets,
