@@ -5,7 +5,8 @@
 
 Reads the Transform output of the newest pipeline run under pipelines/<catalog> (train
 and calibration splits), trains the hierarchical model once per variant (a variant is a
-JSON dict of ModelPreset fields over the `default` preset) on the train split only, and
+JSON dict of ModelPreset fields over the `default` preset) on the train split only (its
+n-gram tables then reduced as the Trainer exports them, where `compact_tables`), and
 reports leaf accuracy of the decoded path on the calibration split, never on eval (a
 product whose category is not in the taxonomy counts as wrong, as in the pipeline's
 metrics), as:
@@ -138,6 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--pipelines", default=str(Path(__file__).resolve().parent.parent / "pipelines"))
     parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
     parser.add_argument("--probes", action="store_true", help="also fit the frozen-embedding probes")
+    parser.add_argument("--seed", type=int, default=7, help="the seed every variant trains from")
     parser.add_argument("--tfidf-mixture", type=float, metavar="C",
                         help="also score mixtures with the TF-IDF logistic regression at this C")
     args = parser.parse_args(argv)
@@ -248,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     for name, overrides in args.variant:
         preset = get_preset({**get_preset("default").to_dict(), **json.loads(overrides)})
-        keras.utils.set_random_seed(7)
+        keras.utils.set_random_seed(args.seed)
         df = None
         for x in (train, calib):  # n-grams as preprocessing_fn would make them for this preset
             x[features.TEXT_TOKENS] = hashed_ngrams(x[features.TITLE_NORMALIZED], preset.hash_buckets,
@@ -266,6 +268,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t0 = time.time()
         model.fit(ds, epochs=preset.epochs, steps_per_epoch=steps, verbose=0)
         seconds = time.time() - t0
+        if preset.compact_tables:  # scored as the Trainer exports it
+            from trainer.model import keep_seen_ngram_rows
+
+            keep_seen_ngram_rows(model, np.unique(train[features.TEXT_TOKENS].values.numpy()))
         row = {"full": leaf_accuracy(model, calib, preset.beam_width, per_level=True)}
         if features.TEXT_EMBEDDING in calib:
             row["sentence-embedding only"] = leaf_accuracy(model, blank(calib, ngrams=True, image=True),

@@ -47,6 +47,7 @@ class HashedBag(keras.layers.Layer):
         # table is stored divided by this factor and multiplied back on lookup: the same
         # function, with rare n-grams learning `lr_multiplier` times faster.
         self.lr_multiplier = lr_multiplier
+        self.kept_ids = None  # set by keep_rows: the sorted n-gram ids whose rows the table holds
 
     def build(self, input_shape):
         # A tiny init_scale: an n-gram never seen in training adds next to nothing, so a
@@ -60,8 +61,57 @@ class HashedBag(keras.layers.Layer):
     def call(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None = None) -> tf.Tensor:
         """Weighted (TF-IDF from Transform) or plain sum over n-grams, divided by the L2 norm
         of the weights."""
-        pooled = tf.nn.safe_embedding_lookup_sparse(self.table, ids, weights, combiner="sqrtn")
+        if self.kept_ids is None:
+            pooled = tf.nn.safe_embedding_lookup_sparse(self.table, ids, weights, combiner="sqrtn")
+        else:
+            pooled = self._pool_kept_rows(ids, weights)
         return pooled * self.lr_multiplier if self.lr_multiplier != 1.0 else pooled
+
+    def keep_rows(self, ids: np.ndarray, dtype: tf.DType = tf.float16) -> None:
+        """Shrinks the table to the rows of `ids` (the n-gram ids training saw), stored as
+        `dtype`, plus one zero row that every other id reads from then on.
+
+        For the serving model: training moves only the rows of the n-grams in its batches,
+        a small part of the buckets (the train split's distinct n-grams, a fraction of the
+        hash buckets on these catalogs), so the export keeps those rows, exactly, and an
+        unseen n-gram adds nothing (instead of its row's tiny initial value) while its
+        weight still counts in the pooling's norm. Lookups cast the batch's rows to
+        float32, so float16 storage changes a weight by at most one part in 2,000."""
+        if self.kept_ids is not None:
+            raise ValueError(f"{self.name}: the table is already reduced to its kept rows")
+        ids = np.unique(np.asarray(ids, np.int64))
+        if ids.size == 0 or ids[0] < 0 or ids[-1] >= self.buckets:
+            raise ValueError(f"{self.name}: kept ids must be a non-empty set of buckets in [0, {self.buckets})")
+        rows = tf.gather(self.table, ids).numpy()
+        table = np.concatenate([rows, np.zeros((1, self.dim), rows.dtype)]).astype(dtype.as_numpy_dtype)
+        del self.table  # Keras stops tracking the full table: an export leaves it out
+        self.table = tf.Variable(table, trainable=False, name="table")
+        self.kept_ids = tf.Variable(ids, trainable=False, name="kept_ids")
+
+    def _pool_kept_rows(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None) -> tf.Tensor:
+        """The pooling of `call` over the kept rows: each n-gram's row (the zero row for an id
+        not kept) read once and cast to float32, sum of weight x row over the product's
+        n-grams divided by the L2 norm of its weights; a product without n-grams, or an
+        n-gram of weight <= 0, adds nothing (as the lookup over the full table prunes them)."""
+        kept = self.kept_ids
+        last = tf.size(kept, out_type=tf.int64) - 1
+        position = tf.minimum(tf.searchsorted(kept, ids.values, out_type=tf.int64), last)
+        rows = tf.where(tf.equal(tf.gather(kept, position), ids.values), position, last + 1)
+        values = tf.ones_like(ids.values, tf.float32) if weights is None else tf.cast(weights.values, tf.float32)
+        values = tf.maximum(values, 0.0)
+        products = ids.indices[:, 0]
+        count = ids.dense_shape[0]
+        summed = tf.math.unsorted_segment_sum(tf.cast(tf.gather(self.table, rows), tf.float32) * values[:, None],
+                                              products, count)
+        norm = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(values), products, count))
+        return tf.math.divide_no_nan(summed, norm[:, None])
+
+
+def wide_table(preset: ModelPreset, columns: int) -> HashedBag:
+    """The wide part's table: per-class weights (`columns`: the classes of every level) of
+    the n-grams folded into `preset.wide_buckets`, starting at zero."""
+    return HashedBag(preset.wide_buckets, columns, init_scale=0.0, lr_multiplier=preset.wide_lr_multiplier,
+                     name="wide")
 
 
 class HierarchicalClassifier(keras.Model):
@@ -69,7 +119,9 @@ class HierarchicalClassifier(keras.Model):
     the same decoding and the same export, so the two are compared like for like."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
-                 embedding_features: tuple[str, ...] = (), **kwargs):
+                 embedding_features: tuple[str, ...] = (), wide: HashedBag | None = None, **kwargs):
+        """`wide`: a wide table shared with other members of an ensemble (`wide_table`);
+        None builds this classifier's own when the preset has a wide part."""
         super().__init__(**kwargs)
         self.depth = taxonomy.depth
         self.linear = linear
@@ -108,30 +160,33 @@ class HierarchicalClassifier(keras.Model):
         # narrow n-gram embedding of the deep tower has to squeeze through `token_dim`.
         self.wide = None
         if not linear and preset.wide_buckets > 0:
-            self.wide = HashedBag(preset.wide_buckets, sum(self.num_classes), init_scale=0.0,
-                                  lr_multiplier=preset.wide_lr_multiplier, name="wide")
+            self.wide = wide if wide is not None else wide_table(preset, sum(self.num_classes))
 
     # ---- encoder ------------------------------------------------------------------------
-    def encode(self, inputs: dict, training: bool = False) -> tuple[tf.Tensor, list | None]:
-        """(fused representation, the wide part's logits per level or None)."""
-        return self._encode(self._modalities(inputs), training)
+    def encode(self, inputs: dict, training: bool = False, wide_done: dict | None = None
+               ) -> tuple[tf.Tensor, list | None]:
+        """(fused representation, the wide part's logits per level or None). `wide_done`:
+        wide logits already computed on these inputs, by table, for members that share it."""
+        return self._encode(self._modalities(inputs, wide_done), training)
 
     def _encode(self, modalities: tuple, training: bool) -> tuple[tf.Tensor, list | None]:
         wide, *modalities = self._drop_modality(*modalities) if training else modalities
         return self._fuse(*modalities, training=training), wide
 
-    def _modalities(self, inputs: dict) -> tuple:
+    def _modalities(self, inputs: dict, wide_done: dict | None = None) -> tuple:
         """(wide logits per level or None, n-gram bag, sentence embeddings, image embeddings)
         as the product has them."""
         ids = inputs[features.TEXT_TOKENS]
         weights = None if self.linear else inputs.get(features.TEXT_TOKEN_WEIGHTS)
         bag = self.bag(ids, weights)
-        wide = None
-        if self.wide is not None:
+        wide = None if self.wide is None or wide_done is None else wide_done.get(id(self.wide))
+        if self.wide is not None and wide is None:
             # Folding the ids is hashing into fewer buckets: the ids are a fingerprint modulo
             # hash_buckets, of which wide_buckets is a divisor (checked in the preset).
             folded = tf.SparseTensor(ids.indices, tf.math.floormod(ids.values, self.wide.buckets), ids.dense_shape)
             wide = tf.split(self.wide(folded, weights), self.num_classes, axis=1)
+            if wide_done is not None:
+                wide_done[id(self.wide)] = wide
         sentence = [tf.cast(inputs[n], tf.float32) for n in self.sentence_features]
         image = [tf.cast(inputs[n], tf.float32) for n in self.image_features]
         return wide, bag, sentence, image
@@ -240,12 +295,19 @@ class HierarchicalEnsemble(keras.Model):
     Seeds alone move leaf accuracy by about +-0.3 points on these catalogs; averaging a few
     members removes most of that variance and is worth more than any single-model change
     found on the calibration split (BENCHMARKS.md). Training outputs are stacked member
-    logits [N, members, C] per level (see `trainer.optimizers.members_cross_entropy`)."""
+    logits [N, members, C] per level (see `trainer.optimizers.members_cross_entropy`).
+
+    With `preset.shared_wide` the members share one wide table, trained by all of their
+    losses: the wide part is a linear model of the n-grams, with a column per class of
+    every level, and one copy per member was most of a serving model."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, embedding_features: tuple[str, ...] = (),
                  **kwargs):
         super().__init__(**kwargs)
-        self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features,
+        shared = None
+        if preset.shared_wide and preset.wide_buckets > 0:
+            shared = wide_table(preset, sum(taxonomy.num_classes(k) for k in range(1, taxonomy.depth + 1)))
+        self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features, wide=shared,
                                                name=f"member_{i}") for i in range(preset.members)]
 
     def call(self, inputs: dict, training: bool = False) -> dict:
@@ -267,6 +329,28 @@ def build_model(taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
     return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features)
 
 
+def ngram_tables(model: Classifier) -> list[HashedBag]:
+    """Every distinct n-gram table of the model: each member's bag, and the wide table(s)."""
+    members = model.members if isinstance(model, HierarchicalEnsemble) else [model]
+    tables = []
+    for member in members:
+        for table in (member.bag, member.wide):
+            if table is not None and all(table is not t for t in tables):
+                tables.append(table)
+    return tables
+
+
+def keep_seen_ngram_rows(model: Classifier, seen_ids: np.ndarray) -> None:
+    """For the serving model, once training is done: every n-gram table keeps only the rows
+    of `seen_ids` (the hashed n-gram ids of the train split), in float16
+    (`HashedBag.keep_rows`); a wide table keeps them folded into its buckets as the wide
+    part folds them (for a bag, whose buckets are the hash buckets, folding changes
+    nothing). The model then computes what it did for every n-gram training saw."""
+    seen_ids = np.asarray(seen_ids, np.int64)
+    for table in ngram_tables(model):
+        table.keep_rows(np.mod(seen_ids, table.buckets))
+
+
 def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_width: int,
                      all_beams: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search over the tree with the models' level probabilities averaged (one model:
@@ -274,7 +358,8 @@ def tree_beam_search(models: list[HierarchicalClassifier], inputs: dict, beam_wi
     best path; a path's score is the product of its level probabilities. STOP (class 0 at
     levels >= 2) continues as STOP with probability 1. `all_beams` returns every surviving
     path, best first ([N, B, depth] both), for analyses that weigh alternatives."""
-    encoded = [model.encode(inputs, training=False) for model in models]
+    wide_done: dict = {}  # a wide table the members share is read once
+    encoded = [model.encode(inputs, training=False, wide_done=wide_done) for model in models]
 
     def log_probs(level: int, repeats, parent):
         per_model = []

@@ -24,6 +24,10 @@ class ModelPreset:
     # hash_buckets because the table has a column per class of every level.
     wide_buckets: int = 2**16
     wide_lr_multiplier: float = 10.0  # as ngram_lr_multiplier, for the wide table
+    shared_wide: bool = True  # an ensemble's members share one wide table (False: one each)
+    # The serving model keeps only the n-gram rows the train split has, in float16
+    # (trainer/model.py, keep_seen_ngram_rows): the export is a fraction of the tables' size.
+    compact_tables: bool = True
     hidden_units: int = 256  # shared fused representation
     head_units: int = 128  # per-level head, after the parent embedding is joined
     parent_dim: int = 32

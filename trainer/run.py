@@ -63,6 +63,17 @@ def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuf
     return ds.map(split).with_options(options)
 
 
+def _seen_ngram_ids(files, data_accessor, tft_output, batch_size: int, depth: int):
+    """The distinct hashed n-gram ids of the train split: the rows of the n-gram tables that
+    training moved (`keep_seen_ngram_rows`)."""
+    import numpy as np
+
+    from schema import features
+
+    batches = _dataset(files, data_accessor, tft_output, batch_size, depth, once=True)
+    return np.unique(np.concatenate([batch[features.TEXT_TOKENS].values.numpy() for batch, _, _ in batches]))
+
+
 def _train_timer():
     """A Keras callback summing the seconds spent in training batches: each epoch from its
     start to its validation. (Built here because TF may only load after the strategy.)"""
@@ -157,6 +168,13 @@ def run_fn(fn_args: Any) -> None:
         "embedding_features": list(embedding_features),
         "taxonomy": taxonomy.summary(),
     }
+    if not linear and preset.compact_tables:
+        from trainer.model import keep_seen_ngram_rows
+
+        # Before the thresholds are chosen, so that they are chosen on the model as served.
+        seen = _seen_ngram_ids(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch, depth)
+        keep_seen_ngram_rows(model, seen)
+        info["serving_ngram_rows"] = int(seen.size)
     thresholds = None
     target = float(config.get(TRAIN_CONFIG_TARGET_PRECISION, 0.0) or 0.0)
     if target > 0:

@@ -26,6 +26,12 @@ SCHEMA_KEY = "schema"
 CACHE_DIR_KEY = "cache_dir"
 SCHEMA_FILE = "schema.pbtxt"
 DEFAULT_FILE_PREFIX = "data_tfrecord"
+# Examples per encoder call (Beam's BatchElements, min and max). A call of 256 or more gives
+# the text encoder four of its batches of 64 or more, so each core's worker has one or
+# more, and the image network enough photos for its batches; calls of 16-64 left one text
+# worker idle and paid the cache's transaction and the call's fixed costs per few rows.
+# 512 is what `categorize` sends; larger calls only hold more photos in memory.
+BATCH_SIZES = (256, 512)
 
 
 def add_embedding_features(schema: schema_pb2.Schema) -> schema_pb2.Schema:
@@ -107,7 +113,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     pipeline
                     | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
                         os.path.join(split_in, "*"), coder=beam.coders.ProtoCoder(tf.train.Example))
-                    | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=16, max_batch_size=64)
+                    | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=BATCH_SIZES[0],
+                                                               max_batch_size=BATCH_SIZES[1])
                     | f"Embed[{split}]" >> beam.ParDo(EmbedDoFn(cache_dir))
                     | f"Write[{split}]" >> beam.io.WriteToTFRecord(
                         os.path.join(split_out, DEFAULT_FILE_PREFIX),
