@@ -117,9 +117,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.time()
     categorizer = Categorizer(model_dir)
     t1 = time.time()
-    encoders.get_text_encoder()._load()
+    encoders.get_text_encoder().load()
     t2 = time.time()
-    encoders.get_image_encoder()._load()
+    encoders.get_image_encoder().load()
     t3 = time.time()
     categorize(str(catalogs["warmup"]), args.spec, str(workdir / "warmup.csv"), embedding_cache_dir="",
                categorizer=categorizer, batch_size=args.batch_size)

