@@ -13,6 +13,7 @@ from tfx.utils import io_utils
 from schema import encoders
 from components.embedder.executor import Executor
 from schema import features
+from tests.fixtures.example_gen import write_split
 
 
 def _image(mode: str, fmt: str, color) -> bytes:
@@ -31,13 +32,6 @@ def _example(pid: str, title: str, image: bytes = b"", has_image: int = None) ->
             value=[int(bool(image)) if has_image is None else has_image])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
-
-
-def _write(split_dir, records):
-    os.makedirs(split_dir)
-    with tf.io.TFRecordWriter(os.path.join(split_dir, "data.gz"), options="GZIP") as writer:
-        for r in records:
-            writer.write(r)
 
 
 def _read(split_dir):
@@ -70,8 +64,8 @@ def test_embeds_every_split_and_uses_the_cache(tmp_path):
         _example("4", "Black watch"),  # no photo
         _example("5", "Silver ring", b"not an image", has_image=1),  # undecodable photo
     ]
-    _write(tmp_path / "in" / "Split-train", train)
-    _write(tmp_path / "in" / "Split-eval", [_example("6", "Camisa azul", _image("P", "GIF", 3))])
+    write_split(tmp_path / "in" / "Split-train", train)
+    write_split(tmp_path / "in" / "Split-eval", [_example("6", "Camisa azul", _image("P", "GIF", 3))])
     cache_dir = str(tmp_path / "cache")
 
     text_enc, image_enc = encoders.get_text_encoder(), encoders.get_image_encoder()

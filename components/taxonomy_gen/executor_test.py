@@ -7,6 +7,7 @@ from tfx.types import standard_artifacts
 from components.artifacts import CategoryTaxonomy
 from components.taxonomy_gen.executor import Executor
 from schema.taxonomy import Taxonomy
+from tests.fixtures.example_gen import write_split
 
 
 def _example(*levels):
@@ -15,19 +16,12 @@ def _example(*levels):
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
-def _write(split_dir, records):
-    os.makedirs(split_dir)
-    with tf.io.TFRecordWriter(os.path.join(split_dir, "data.gz"), options="GZIP") as writer:
-        for r in records:
-            writer.write(r)
-
-
 def test_builds_from_train_split_only(tmp_path):
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
     examples.split_names = '["train", "eval"]'
-    _write(tmp_path / "examples" / "Split-train", [_example("A", "B", "C")] * 4 + [_example("A", "D", "")] * 3)
-    _write(tmp_path / "examples" / "Split-eval", [_example("Z", "Y", "X")] * 10)
+    write_split(tmp_path / "examples" / "Split-train", [_example("A", "B", "C")] * 4 + [_example("A", "D", "")] * 3)
+    write_split(tmp_path / "examples" / "Split-eval", [_example("Z", "Y", "X")] * 10)
     taxonomy = CategoryTaxonomy()
     taxonomy.uri = str(tmp_path / "taxonomy")
     os.makedirs(taxonomy.uri)

@@ -213,27 +213,27 @@ class ImageEncoder:
         return emb, ok
 
 
-_TEXT: Optional[TextEncoder] = None
-_IMAGE: Optional[ImageEncoder] = None
+_SHARED: dict = {}
 _GLOBAL_LOCK = threading.Lock()
+
+
+def _shared(encoder_class):
+    """One instance per encoder class and process: the Embedder's Beam workers and
+    `categorize` share its loaded model and thread pool."""
+    with _GLOBAL_LOCK:
+        if encoder_class not in _SHARED:
+            _SHARED[encoder_class] = encoder_class()
+        return _SHARED[encoder_class]
 
 
 def get_text_encoder() -> TextEncoder:
     """The process-wide text encoder (its model loads on first use)."""
-    global _TEXT
-    with _GLOBAL_LOCK:
-        if _TEXT is None:
-            _TEXT = TextEncoder()
-        return _TEXT
+    return _shared(TextEncoder)
 
 
 def get_image_encoder() -> ImageEncoder:
     """The process-wide image encoder (its model loads on first use)."""
-    global _IMAGE
-    with _GLOBAL_LOCK:
-        if _IMAGE is None:
-            _IMAGE = ImageEncoder()
-        return _IMAGE
+    return _shared(ImageEncoder)
 
 
 # ---- cache ------------------------------------------------------------------------------
