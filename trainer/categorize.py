@@ -28,6 +28,7 @@ from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_ca
 from schema.catalog_spec import CatalogSpec, load_spec
 from schema.config import PROJECT_ROOT
 from schema.csv_cells import spreadsheet_safe
+from schema.serving_model import ServingModel, ServingModelError
 
 OUTPUT_COLUMNS = ("id", "category_path", "confidence", "depth", "reason")
 REASON_ABSTAINED = "confidence below the top-level threshold"
@@ -59,17 +60,13 @@ class Categorizer:
     """Loads a serving model once and categorises batches of products."""
 
     def __init__(self, model_dir: str | os.PathLike):
-        import tensorflow as tf
-
         self.model_dir = str(model_dir)
         if not Path(self.model_dir).is_dir():
             raise CategorizeError(f"cannot load the model {self.model_dir}: no such folder")
         try:
-            self._model = tf.saved_model.load(self.model_dir)
-            self._serve = self._model.signatures["serving_default"]
-        except Exception as err:  # noqa: BLE001 - TF raises many types for a folder that is not a model
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CategorizeError(f"cannot load the model {self.model_dir}: {detail[:300]} "
+            self._model = ServingModel(self.model_dir)
+        except ServingModelError as err:
+            raise CategorizeError(f"cannot load the model {self.model_dir}: {err} "
                                   f"(--model must be a pushed SavedModel folder)") from err
         info_path = Path(self.model_dir) / "assets.extra" / "model_info.json"
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
@@ -78,10 +75,7 @@ class Categorizer:
         self.embedding_features = tuple(info.get("embedding_features") or ())
 
     def predict(self, serialized: list[bytes]) -> dict:
-        import tensorflow as tf
-
-        out = self._serve(examples=tf.constant(serialized))
-        return {k: v.numpy() for k, v in out.items()}
+        return self._model(serialized)
 
 
 def _batches(rows: Iterator, size: int) -> Iterator[list]:

@@ -22,6 +22,7 @@ from tfx.types import artifact_utils
 from evaluator import report
 from schema import features
 from schema.examples import iter_serialized
+from schema.serving_model import ARTIFACT_SERVING_DIR, ServingModel, artifact_serving_path
 
 EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
@@ -34,8 +35,6 @@ SPLIT_KEY = "split"
 
 REPORT_FILE = "index.html"
 REPORT_PATH_PROPERTY = "report_path"
-SERVING_DIR = "Format-Serving"
-SIGNATURE = "serving_default"
 BATCH_SIZE = 256
 
 ServingFn = Callable[[Sequence[bytes]], List[report.Prediction]]
@@ -49,7 +48,7 @@ def _model_info(model_uri: str) -> dict:
     from trainer.export import ASSETS_INFO, read_asset
 
     try:
-        return read_asset(os.path.join(model_uri, SERVING_DIR), ASSETS_INFO) or {}
+        return read_asset(os.path.join(model_uri, ARTIFACT_SERVING_DIR), ASSETS_INFO) or {}
     except Exception:  # noqa: BLE001 - an older model without the asset
         return {}
 
@@ -242,15 +241,11 @@ def _int(feats, name: str) -> int:
 
 def load_serving_fn(model_uri: str) -> ServingFn:
     """The model's `serving_default` as a function of a batch of serialized examples."""
-    path = os.path.join(model_uri, SERVING_DIR)
-    if not tf.io.gfile.exists(path):
-        path = model_uri
-    loaded = tf.saved_model.load(path)
-    signature = loaded.signatures[SIGNATURE]
+    path = artifact_serving_path(model_uri)
+    model = ServingModel(path)
 
     def predict(serialized: Sequence[bytes]) -> List[report.Prediction]:
-        outputs = signature(examples=tf.constant(list(serialized), dtype=tf.string))
-        arrays = {k: v.numpy().reshape(-1) for k, v in outputs.items()}
+        arrays = {k: v.reshape(-1) for k, v in model(serialized).items()}
         if features.OUT_PATH not in arrays:
             raise KeyError(f"{path}: serving outputs {sorted(arrays)} lack {features.OUT_PATH!r}")
         n = len(serialized)
@@ -269,7 +264,6 @@ def load_serving_fn(model_uri: str) -> ServingFn:
         full_conf = floats(features.OUT_FULL_CONFIDENCE, features.OUT_CONFIDENCE)
         return [report.Prediction(path_[i], conf[i], full[i], full_conf[i]) for i in range(n)]
 
-    predict.loaded = loaded  # keeps the SavedModel (and its variables) alive with the function
     return predict
 
 

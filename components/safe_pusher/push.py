@@ -37,13 +37,13 @@ from tfx.utils import io_utils
 
 from components.safe_pusher import model_card
 from schema import features, serving_layout
+from schema.serving_model import SIGNATURE, ServingModel, ServingModelError
 from schema.taxonomy import ancestors
 
 DEFAULT_SMOKE_ROWS = 32
 INCOMING_PREFIX = serving_layout.INCOMING_PREFIX
 COMPLETE_MARKER = serving_layout.COMPLETE_MARKER
 SAVED_MODEL_PB = serving_layout.SAVED_MODEL_PB
-SIGNATURE = "serving_default"
 ASSETS = "assets.extra"
 
 
@@ -124,19 +124,12 @@ def check_outputs(outputs: Mapping[str, Any], num_requests: int, taxonomy: dict)
 
 def run_smoke_test(model_path: str, rows: list[bytes], taxonomy: dict) -> InfraResult:
     """Loads the SavedModel and checks one call of its serving signature on `rows`."""
-    import tensorflow as tf
-
     try:
-        loaded = tf.saved_model.load(model_path)
-    except Exception as err:  # noqa: BLE001 - any load error is a failed check
-        return InfraResult("failed", 0, f"the SavedModel at {model_path} does not load: {err}")
-    signature = loaded.signatures.get(SIGNATURE)
-    if signature is None:
-        return InfraResult("failed", 0, f"the SavedModel has no {SIGNATURE!r} signature "
-                                        f"(has {sorted(loaded.signatures.keys())})")
+        model = ServingModel(model_path)
+    except ServingModelError as err:
+        return InfraResult("failed", 0, str(err))
     try:
-        outputs = signature(examples=tf.constant(rows, dtype=tf.string))
-        outputs = {name: value.numpy() for name, value in outputs.items()}
+        outputs = model(rows)
     except Exception as err:  # noqa: BLE001
         return InfraResult("failed", len(rows), f"{SIGNATURE} failed on {len(rows)} eval examples: "
                                                 f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
