@@ -40,17 +40,12 @@ def prop(artifact: Optional[metadata_store_pb2.Artifact], name: str, default: An
 
 def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """{model name: {metric: value}} for the overall slice."""
-    import tensorflow_model_analysis as tfma
+    from schema.evaluation_results import OVERALL, metric_values
 
     out: dict[str, dict[str, float]] = {}
-    for record in tfma.load_metrics(evaluation_uri):
-        if record.slice_key.single_slice_keys:
-            continue
-        for kv in record.metric_keys_and_values:
-            value = kv.value.double_value.value if kv.value.HasField("double_value") else None
-            if value is None or kv.key.is_diff:
-                continue
-            out.setdefault(kv.key.model_name or "candidate", {})[kv.key.name] = value
+    for v in metric_values(evaluation_uri):
+        if v.slice == OVERALL and not v.is_diff and v.value is not None:
+            out.setdefault(v.model or "candidate", {})[v.name] = v.value
     return out
 
 
