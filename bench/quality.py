@@ -233,8 +233,7 @@ def choose_c(fit: Callable[[float], Callable], calib_inputs, calib_truth: Sequen
 def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> tuple[str, str]:
     """(serving model dir, embedded examples uri) of the root's newest run; runs the
     pipeline first when nothing is trained there yet."""
-    from components.run_summary import newest
-    from schema.mlmd import open_store
+    from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     config = PipelineConfig.local(str(catalog), spec, pipeline_root=str(root),

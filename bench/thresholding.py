@@ -142,8 +142,7 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", type=float, nargs="+", default=[0.95, 0.98, 0.99])
     args = parser.parse_args(argv)
 
-    from components.run_summary import newest
-    from schema.mlmd import open_store
+    from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     root = str(Path(args.pipeline_root).resolve())

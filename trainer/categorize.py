@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from schema import features, serving_layout
-from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_catalog, load_image_bytes,
+from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_catalog, product_photo,
                                    read_catalog)
 from schema.catalog_spec import CatalogSpec, load_spec
 from schema.config import PROJECT_ROOT
@@ -165,17 +165,13 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
                 results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {row.reason}"]
                 continue
             assert isinstance(row, Product)
-            image = None
-            if row.image_path:
-                try:
-                    image = load_image_bytes(image_root, row.image_path)
-                except ValueError as err:
-                    if not row.title and not row.description:
-                        results[i] = [row.id, "", "", 0,
-                                      f"rejected: row {row.row_number}: no title and unusable image: {err}"]
-                        continue
-                    photo_notes[i] = f"{PHOTO_NOT_USED}{err}"
-            requests.append(product_to_example(row, spec, image))
+            photo = product_photo(image_root, row)
+            if photo.reject:
+                results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {photo.reject}"]
+                continue
+            if photo.problem:
+                photo_notes[i] = f"{PHOTO_NOT_USED}{photo.problem}"
+            requests.append(product_to_example(row, spec, photo.image))
             slots.append(i)
         if requests and embed is not None:
             requests = embed(requests, cache)

@@ -21,7 +21,7 @@ from tfx.types import artifact_utils
 
 from evaluator import report
 from schema import evaluation_results, features
-from schema.examples import iter_serialized
+from schema.examples import first_bytes, first_int, iter_serialized
 
 EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
@@ -162,18 +162,8 @@ def read_blessing(blessing) -> Optional[bool]:
 # ---------------------------------------------------------------------------- examples
 
 
-def _bytes(feats, name: str) -> bytes:
-    values = feats[name].bytes_list.value if name in feats else []
-    return values[0] if values else b""
-
-
-def _text(feats, name: str) -> str:
-    return _bytes(feats, name).decode("utf-8", "replace")
-
-
-def _int(feats, name: str) -> int:
-    values = feats[name].int64_list.value if name in feats else []
-    return int(values[0]) if values else 0
+def _text(example: tf.train.Example, name: str) -> str:
+    return first_bytes(example, name).decode("utf-8", "replace")
 
 
 def load_serving_fn(model_uri: str) -> ServingFn:
@@ -217,14 +207,14 @@ def collect_examples(split_uri: str, candidate: ServingFn, baseline: Optional[Se
         cand = candidate(batch)
         base = baseline(batch) if baseline is not None else [None] * len(batch)
         for serialized, c, b in zip(batch, cand, base):
-            feats = tf.train.Example.FromString(serialized).features.feature
+            example = tf.train.Example.FromString(serialized)
             out.append(report.ExampleResult(
-                id=_text(feats, features.ID),
-                title=_text(feats, features.TITLE),
-                true_path=_text(feats, features.CATEGORY_PATH),
+                id=_text(example, features.ID),
+                title=_text(example, features.TITLE),
+                true_path=_text(example, features.CATEGORY_PATH),
                 candidate=c,
                 baseline=b,
-                has_image=bool(_int(feats, features.HAS_IMAGE)) and bool(_bytes(feats, features.IMAGE)),
+                has_image=bool(first_int(example, features.HAS_IMAGE)) and bool(first_bytes(example, features.IMAGE)),
             ))
     return out
 
@@ -240,8 +230,7 @@ def attach_images(split_uri: str, examples: Sequence[report.ExampleResult],
     for batch in iter_serialized(split_uri):
         for serialized in batch:
             if i in index:
-                feats = tf.train.Example.FromString(serialized).features.feature
-                examples[i].image = _bytes(feats, features.IMAGE)
+                examples[i].image = first_bytes(tf.train.Example.FromString(serialized), features.IMAGE)
             i += 1
 
 
