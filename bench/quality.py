@@ -351,7 +351,7 @@ def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfi
     from schema.encoders import embed_examples, embed_texts
     from schema.catalog_reader import Product, read_catalog
     from schema.catalog_spec import load_spec
-    from schema.examples import product_to_example
+    from schema.product_example import product_to_example
 
     spec = load_spec(spec_name)
     products = [p for p in read_catalog(multi_dir / "products.csv", spec) if isinstance(p, Product)]

@@ -1,7 +1,7 @@
 """`categorize`: a thin client of the pushed model's serving signature.
 
 Rows are read and encoded by the same code as ingest (`schema.catalog_reader`,
-`schema.examples`), so a product is seen the same way in training and here. One output
+`schema.product_example`), so a product is seen the same way in training and here. One output
 row per input row, in input order: rejected rows get an empty path and the reason.
 
 No input can destroy data: an output that is the catalog file (by any path or link) is
@@ -155,7 +155,7 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
     in), which of them were sent to the model, those serialized requests with their
     embeddings, and {row index: why its photo was not used}. Everything before the
     serving call, so it can run a batch ahead of it."""
-    from schema.examples import product_to_example
+    from schema.product_example import product_to_example
 
     for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
         requests, slots, photo_notes = [], [], {}

@@ -23,7 +23,7 @@ from schema import compat
 from schema.catalog_reader import CatalogError, Product, Rejected, product_photo, read_catalog
 from schema.catalog_spec import CatalogSpec
 from schema.csv_cells import spreadsheet_safe
-from schema.examples import product_to_example
+from schema.product_example import product_to_example
 
 CATALOG_SPEC_KEY = "catalog_spec"
 MAX_ROWS_KEY = "max_rows"
