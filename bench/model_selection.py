@@ -45,8 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _newest_uris(root: Path) -> tuple[str, str, str]:
     """(transform graph uri, transformed examples uri, taxonomy uri) of the newest run."""
-    from components.run_summary import newest
-    from schema.mlmd import open_store
+    from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     config = PipelineConfig.local("unused", root.name, pipeline_root=str(root))

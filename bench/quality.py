@@ -233,8 +233,7 @@ def choose_c(fit: Callable[[float], Callable], calib_inputs, calib_truth: Sequen
 def ensure_trained(spec: str, catalog: Path, root: Path, train_workers: int) -> tuple[str, str]:
     """(serving model dir, embedded examples uri) of the root's newest run; runs the
     pipeline first when nothing is trained there yet."""
-    from components.run_summary import newest
-    from schema.mlmd import open_store
+    from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     config = PipelineConfig.local(str(catalog), spec, pipeline_root=str(root),
@@ -352,7 +351,7 @@ def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfi
     from schema.encoders import embed_examples, embed_texts
     from schema.catalog_reader import Product, read_catalog
     from schema.catalog_spec import load_spec
-    from schema.examples import product_to_example
+    from schema.product_example import product_to_example
 
     spec = load_spec(spec_name)
     products = [p for p in read_catalog(multi_dir / "products.csv", spec) if isinstance(p, Product)]

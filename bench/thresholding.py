@@ -32,6 +32,7 @@ def _predict(model_dir: str, records: list[bytes], depth: int, batch: int = 512)
     import tensorflow as tf
 
     from schema import features
+    from schema.examples import first_bytes
 
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     keys = [features.OUT_PATH, features.OUT_FULL_PATH, features.OUT_FULL_CONFIDENCE]
@@ -44,8 +45,7 @@ def _predict(model_dir: str, records: list[bytes], depth: int, batch: int = 512)
             parts.setdefault(key, []).append(out[key].numpy())
     result = {k: np.concatenate(v) for k, v in parts.items()}
     result["truth"] = np.array(
-        [tf.train.Example.FromString(r).features.feature[features.CATEGORY_PATH].bytes_list.value[0]
-         for r in records], dtype=object)
+        [first_bytes(tf.train.Example.FromString(r), features.CATEGORY_PATH) for r in records], dtype=object)
     labelled = np.array([bool(t) for t in result["truth"]])
     return {k: v[labelled] for k, v in result.items()}
 
@@ -142,8 +142,7 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", type=float, nargs="+", default=[0.95, 0.98, 0.99])
     args = parser.parse_args(argv)
 
-    from components.run_summary import newest
-    from schema.mlmd import open_store
+    from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     root = str(Path(args.pipeline_root).resolve())

@@ -26,8 +26,7 @@ from schema.config import DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
 
 def newest_model_info(root: Path) -> dict:
-    from components.run_summary import newest
-    from schema.mlmd import open_store
+    from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     store = open_store(PipelineConfig.local(".", "fashion", pipeline_root=str(root)).metadata_path)

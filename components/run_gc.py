@@ -17,8 +17,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 
-from schema.mlmd import open_store
-from components.run_summary import prop
+from schema.mlmd import live_artifacts, open_store, prop
 
 _FINISHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
@@ -48,11 +47,7 @@ def _run_artifacts(store, run_context_id: int) -> tuple[set[int], bool]:
 
 def _latest_blessed(store) -> set[int]:
     """The newest blessing with blessed=1 and the model it blesses."""
-    try:
-        blessings = store.get_artifacts_by_type("ModelBlessing")
-    except Exception:  # noqa: BLE001 - type not registered: nothing blessed yet
-        return set()
-    live = [b for b in blessings if b.state == metadata_store_pb2.Artifact.LIVE and prop(b, "blessed", 0) == 1]
+    live = [b for b in live_artifacts(store, "ModelBlessing") if prop(b, "blessed", 0) == 1]
     if not live:
         return set()
     newest = max(live, key=lambda b: b.id)

@@ -12,8 +12,7 @@ from typing import Any, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.run_summary import prop
-from schema.mlmd import open_store
+from schema.mlmd import open_store, prop
 
 _STATES = {
     metadata_store_pb2.Execution.COMPLETE: "executed",

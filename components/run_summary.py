@@ -7,50 +7,20 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Optional
-
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
+from typing import Any
 
 from schema.config import PipelineConfig
-from schema.mlmd import open_store
-
-
-def newest(store: metadata_store.MetadataStore, type_name: str,
-           having: Optional[str] = None, producer: Optional[str] = None) -> Optional[metadata_store_pb2.Artifact]:
-    """The newest live artifact of a type (optionally: one carrying custom property `having`,
-    or written by the pipeline node `producer`, whose id names the artifact's folder)."""
-    try:
-        artifacts = store.get_artifacts_by_type(type_name)
-    except Exception:  # type not registered yet
-        return None
-    live = [a for a in artifacts if a.state == metadata_store_pb2.Artifact.LIVE
-            and (having is None or having in a.custom_properties)
-            and (producer is None or f"/{producer}/" in a.uri)]
-    return max(live, key=lambda a: a.id) if live else None
-
-
-def prop(artifact: Optional[metadata_store_pb2.Artifact], name: str, default: Any = None) -> Any:
-    if artifact is None or name not in artifact.custom_properties:
-        return default
-    value = artifact.custom_properties[name]
-    which = value.WhichOneof("value")
-    return getattr(value, which) if which else default
+from schema.mlmd import newest, open_store, prop
 
 
 def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """{model name: {metric: value}} for the overall slice."""
-    import tensorflow_model_analysis as tfma
+    from schema.evaluation_results import OVERALL, metric_values
 
     out: dict[str, dict[str, float]] = {}
-    for record in tfma.load_metrics(evaluation_uri):
-        if record.slice_key.single_slice_keys:
-            continue
-        for kv in record.metric_keys_and_values:
-            value = kv.value.double_value.value if kv.value.HasField("double_value") else None
-            if value is None or kv.key.is_diff:
-                continue
-            out.setdefault(kv.key.model_name or "candidate", {})[kv.key.name] = value
+    for v in metric_values(evaluation_uri):
+        if v.slice == OVERALL and not v.is_diff and v.value is not None:
+            out.setdefault(v.model or "candidate", {})[v.name] = v.value
     return out
 
 
@@ -88,17 +58,19 @@ def outside_taxonomy(examples_uri: str, taxonomy_uri: str, split: str = "eval") 
     import tensorflow as tf
 
     from schema import features
+    from schema.examples import iter_serialized, split_files
     from schema.taxonomy import Taxonomy, ancestors
 
     nodes = Taxonomy.load(taxonomy_uri).nodes()
-    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    split_uri = os.path.join(examples_uri, f"Split-{split}")
     spec = {features.CATEGORY_PATH: tf.io.FixedLenFeature([], tf.string, default_value="")}
     counts = {"eval_rows": 0, "unseen_top_level": 0, "placed_higher": 0}
-    if not files:
+    try:
+        split_files(split_uri)
+    except FileNotFoundError:
         return counts
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
-    for batch in dataset.map(lambda records: tf.io.parse_example(records, spec)):
-        for path in batch[features.CATEGORY_PATH].numpy():
+    for records in iter_serialized(split_uri, batch_size=4096):
+        for path in tf.io.parse_example(records, spec)[features.CATEGORY_PATH].numpy():
             counts["eval_rows"] += 1
             prefixes = ancestors(path.decode("utf-8"))
             if not prefixes or prefixes[0] not in nodes:

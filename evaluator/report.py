@@ -30,11 +30,11 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import jinja2
 
 from evaluator.stats import Interval
+from schema.evaluation_results import OVERALL  # the slice name the reader gives every product
 from schema.taxonomy import ancestors
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
-OVERALL = "Overall"
 # Metrics shown for every slice in the slice summary table.
 HEADLINE_METRICS = ("leaf_accuracy", "full_path_hierarchical_f1", "coverage", "node_precision")
 DEFAULT_MAX_ERRORS = 50

@@ -404,3 +404,27 @@ def catalog_csv_path(catalog: Union[str, os.PathLike], spec: CatalogSpec) -> tup
     if path.is_dir():
         return path / spec.csv_file, path
     return path, path.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+    """A product's photo as the ingest and `categorize` use it (`product_photo`)."""
+
+    image: Optional[bytes]  # the checked, still encoded bytes; None when there is no usable photo
+    problem: str = ""  # why the photo could not be used; "" when it could or there is none
+    reject: str = ""  # why the row is rejected instead ("" when it is kept)
+
+
+def product_photo(catalog_dir: Union[str, os.PathLike], product: Product) -> Photo:
+    """The one rule for a product's photo, shared by the ingest and `categorize`: an
+    unusable photo is dropped and the row kept (categorised from its text) when the row has
+    a title or a description; with neither, nothing is left to categorise and the row is
+    rejected ("no title and unusable image: <why>")."""
+    if not product.image_path:
+        return Photo(None)
+    try:
+        return Photo(load_image_bytes(catalog_dir, product.image_path))
+    except ValueError as err:
+        if not product.title and not product.description:
+            return Photo(None, str(err), f"no title and unusable image: {err}")
+        return Photo(None, str(err))

@@ -42,7 +42,10 @@ TEXT_EMBEDDING = "text_embedding"
 IMAGE_EMBEDDING = "image_embedding"
 
 # Serving outputs (one contract for the trained model and the baseline, read by TFMA and
-# by `categorize`).
+# by `categorize`). They live in the signature's output dict, never among the input
+# features: OUT_PATH is the model's answer to the label CATEGORY_PATH and carries the same
+# text on purpose (as `categorize`'s output column does). It is kept, not renamed, because
+# every pushed model and every baseline the gate compares with already serves it.
 OUT_PATH = "category_path"  # thresholded path, "" when the model abstains
 OUT_CONFIDENCE = "confidence"  # confidence of the returned path's deepest node
 OUT_DEPTH = "depth"

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from schema.catalog_reader import (
-    CatalogError, Product, Rejected, clean_path, load_image_bytes, read_catalog, resolve_image,
+    CatalogError, Photo, Product, Rejected, clean_path, load_image_bytes, product_photo, read_catalog, resolve_image,
 )
 from schema.catalog_spec import load_spec
 
@@ -163,3 +163,22 @@ def test_images_are_checked(tmp_path):
         load_image_bytes(tmp_path, "broken.jpg")
     with pytest.raises(ValueError, match="not found"):
         load_image_bytes(tmp_path, "missing.jpg")
+
+
+def test_the_photo_rule_keeps_a_row_with_text_and_rejects_one_without(tmp_path):
+    """`product_photo`, the one rule the ingest and `categorize` apply: an unusable photo
+    is dropped from a row that has a title or description, and rejects a row with neither."""
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "ok.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+    def product(title, description, image):
+        return Product(2, "p1", title, description, image, [], {})
+
+    good = product_photo(tmp_path, product("", "", "ok.png"))
+    assert good.image[:4] == b"\x89PNG" and not good.problem and not good.reject
+    assert product_photo(tmp_path, product("T", "", "")) == Photo(None)  # no photo: nothing to say
+    kept = product_photo(tmp_path, product("", "a description", "broken.jpg"))
+    assert kept.image is None and "cannot be decoded" in kept.problem and not kept.reject
+    refused = product_photo(tmp_path, product("", "", "missing.jpg"))
+    assert refused.image is None and refused.reject.startswith("no title and unusable image: ")
+    assert "not found" in refused.reject

@@ -102,7 +102,8 @@ def test_tfx_reruns_only_the_component_whose_code_changed(tmp_path, demo_catalog
     from tfx import v1 as tfx
 
     from components.catalog_example_gen.component import CatalogExampleGen
-    from components.run_status import list_runs, open_store
+    from components.run_status import list_runs
+    from schema.mlmd import open_store
     from components.taxonomy_gen.component import TaxonomyGen
 
     catalog = shared_catalog("fashion") or demo_catalog

@@ -106,7 +106,7 @@ def test_gate_settings_are_checked():
 def _failures(output: str) -> list[tuple[str, str]]:
     import tensorflow_model_analysis as tfma
 
-    from components.review_report.executor import slice_name
+    from schema.evaluation_results import slice_name
 
     result = tfma.load_validation_result(output)
     return [(slice_name(s.slice_key), f.metric_key.name)
@@ -145,7 +145,7 @@ def test_tfma_blocks_the_significant_slice_and_not_the_tiny_one(gate_runs):
 def test_tfma_output_has_intervals_and_counts_per_slice(gate_runs):
     import tensorflow_model_analysis as tfma
 
-    from components.review_report.executor import slice_name
+    from schema.evaluation_results import slice_name
 
     regression, _ = gate_runs
     seen = {}

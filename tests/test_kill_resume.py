@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from components.run_status import list_runs, open_store
+from components.run_status import list_runs
+from schema.mlmd import open_store
 from tests.conftest import ROOT, shared_catalog
 
 pytestmark = pytest.mark.e2e

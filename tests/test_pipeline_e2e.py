@@ -167,7 +167,8 @@ def test_status_lists_runs_from_metadata(fashion_run, capsys):
     capsys.readouterr()
     assert pipeline.main(["status", "--pipeline-root", str(root), "--spec", "fashion"]) == 0
     out = capsys.readouterr().out
-    from components.run_status import list_runs, open_store
+    from components.run_status import list_runs
+    from schema.mlmd import open_store
 
     runs = list_runs(open_store(str(root / "metadata.sqlite")), "categorize-fashion")
     assert runs and f"{len(runs)} run(s) of categorize-fashion" in out
@@ -352,7 +353,7 @@ def _first_execution(root: Path, node_id: str) -> tuple[dict, dict]:
     from tfx.types import artifact_utils
 
     import components.artifacts  # noqa: F401  (the custom artifact classes, for deserializing)
-    from components.run_status import open_store
+    from schema.mlmd import open_store
 
     store = open_store(str(root / "metadata.sqlite"))
     context = store.get_context_by_type_and_name("node", f"categorize-fashion.{node_id}")

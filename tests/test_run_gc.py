@@ -15,7 +15,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing
 
 from components.run_gc import collect_garbage
-from components.run_status import list_runs, open_store
+from components.run_status import list_runs
+from schema.mlmd import open_store
 
 
 @component

@@ -1,7 +1,7 @@
 """`categorize`: a thin client of the pushed model's serving signature.
 
 Rows are read and encoded by the same code as ingest (`schema.catalog_reader`,
-`schema.examples`), so a product is seen the same way in training and here. One output
+`schema.product_example`), so a product is seen the same way in training and here. One output
 row per input row, in input order: rejected rows get an empty path and the reason.
 
 No input can destroy data: an output that is the catalog file (by any path or link) is
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from schema import features, serving_layout
-from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_catalog, load_image_bytes,
+from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_catalog, product_photo,
                                    read_catalog)
 from schema.catalog_spec import CatalogSpec, load_spec
 from schema.config import PROJECT_ROOT
@@ -149,7 +149,7 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
     in), which of them were sent to the model, those serialized requests with their
     embeddings, and {row index: why its photo was not used}. Everything before the
     serving call, so it can run a batch ahead of it."""
-    from schema.examples import product_to_example
+    from schema.product_example import product_to_example
 
     for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
         requests, slots, photo_notes = [], [], {}
@@ -159,17 +159,13 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
                 results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {row.reason}"]
                 continue
             assert isinstance(row, Product)
-            image = None
-            if row.image_path:
-                try:
-                    image = load_image_bytes(image_root, row.image_path)
-                except ValueError as err:
-                    if not row.title and not row.description:
-                        results[i] = [row.id, "", "", 0,
-                                      f"rejected: row {row.row_number}: no title and unusable image: {err}"]
-                        continue
-                    photo_notes[i] = f"{PHOTO_NOT_USED}{err}"
-            requests.append(product_to_example(row, spec, image))
+            photo = product_photo(image_root, row)
+            if photo.reject:
+                results[i] = [row.id, "", "", 0, f"rejected: row {row.row_number}: {photo.reject}"]
+                continue
+            if photo.problem:
+                photo_notes[i] = f"{PHOTO_NOT_USED}{photo.problem}"
+            requests.append(product_to_example(row, spec, photo.image))
             slots.append(i)
         if requests and embed is not None:
             requests = embed(requests, cache)

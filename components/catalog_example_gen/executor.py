@@ -20,10 +20,10 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.types import artifact_utils
 
 from schema import compat
-from schema.catalog_reader import CatalogError, Product, Rejected, load_image_bytes, read_catalog
+from schema.catalog_reader import CatalogError, Product, Rejected, product_photo, read_catalog
 from schema.catalog_spec import CatalogSpec
 from schema.csv_cells import spreadsheet_safe
-from schema.examples import product_to_example
+from schema.product_example import product_to_example
 
 CATALOG_SPEC_KEY = "catalog_spec"
 MAX_ROWS_KEY = "max_rows"
@@ -66,20 +66,15 @@ class _ToExample(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_REJECTED_TAG, csv_line(row.row_number, row.id, row.reason))
             return
         assert isinstance(row, Product)
-        image = None
-        if row.image_path:
-            try:
-                image = load_image_bytes(self._catalog_dir, row.image_path)
-            except ValueError as err:
-                if not row.title and not row.description:
-                    yield beam.pvalue.TaggedOutput(
-                        _REJECTED_TAG, csv_line(row.row_number, row.id, f"no title and unusable image: {err}")
-                    )
-                    return
-                yield beam.pvalue.TaggedOutput(
-                    _WARNING_TAG, csv_line(row.row_number, row.id, f"image dropped, row kept: {err}")
-                )
-        yield product_to_example(row, self._spec, image)
+        photo = product_photo(self._catalog_dir, row)
+        if photo.reject:
+            yield beam.pvalue.TaggedOutput(_REJECTED_TAG, csv_line(row.row_number, row.id, photo.reject))
+            return
+        if photo.problem:
+            yield beam.pvalue.TaggedOutput(
+                _WARNING_TAG, csv_line(row.row_number, row.id, f"image dropped, row kept: {photo.problem}")
+            )
+        yield product_to_example(row, self._spec, photo.image)
 
 
 def _write_csv(pcoll, path: str, label: str):

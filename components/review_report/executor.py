@@ -1,8 +1,8 @@
 """ReviewReport executor: reads the run's artifacts into plain data, renders evaluator/report.py.
 
 Three readers, each usable on its own (the notebook and the tests call them directly):
-- `read_metrics` / `read_validation`: the Evaluator's output through `tfma.load_metrics` and
-  `tfma.load_validation_result`;
+- `read_metrics` / `read_intervals` / `read_validation` / `read_confidence`: the Evaluator's
+  output, read by `schema/evaluation_results.py`, shaped as the report's data;
 - `read_blessing`: the ModelBlessing's `blessed` property (or its BLESSED / NOT_BLESSED file);
 - `collect_examples`: the raw eval split run through the candidate's (and the baseline's)
   serving signature in batches, one `ExampleResult` per product. Images are not kept in
@@ -20,8 +20,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from evaluator import report
-from schema import features
-from schema.examples import iter_serialized
+from schema import evaluation_results, features
+from schema.examples import first_bytes, first_int, iter_serialized
 from schema.serving_model import ARTIFACT_SERVING_DIR, ServingModel, artifact_serving_path
 
 EXAMPLES_KEY = "examples"
@@ -53,89 +53,35 @@ def _model_info(model_uri: str) -> dict:
         return {}
 
 
-def _slice_value(single) -> str:
-    which = single.WhichOneof("kind")
-    value = getattr(single, which) if which else ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return str(value)
-
-
-def slice_name(slice_key) -> str:
-    """A TFMA SliceKey proto as text: "Overall" or "column = value[, column = value]"."""
-    keys = list(slice_key.single_slice_keys)
-    if not keys:
-        return report.OVERALL
-    return ", ".join(f"{k.column} = {_slice_value(k)}" for k in keys)
-
-
-def _record_slice_name(record) -> str:
-    if record.HasField("cross_slice_key"):
-        cross = record.cross_slice_key
-        return f"{slice_name(cross.baseline_slice_key)} vs {slice_name(cross.comparison_slice_key)}"
-    return slice_name(record.slice_key)
-
-
-def _slicing_spec_text(spec) -> str:
-    parts = list(spec.feature_keys) + [f"{k} = {v}" for k, v in sorted(spec.feature_values.items())]
-    if spec.slice_keys_sql:
-        parts.append(spec.slice_keys_sql)
-    return ", ".join(parts) or report.OVERALL
-
-
-def _double(metric_value) -> Optional[float]:
-    if metric_value.HasField("double_value"):
-        return float(metric_value.double_value.value)
-    if metric_value.HasField("bounded_value"):
-        return float(metric_value.bounded_value.value.value)
-    return None
-
-
 def read_metrics(evaluation_uri: str) -> report.Metrics:
     """{slice: {model: {metric: value}}} from a ModelEvaluation's uri. The diff keys TFMA
     stores are skipped: the report computes candidate minus baseline from the values."""
-    import tensorflow_model_analysis as tfma
-
     out: report.Metrics = {}
-    for record in tfma.load_metrics(evaluation_uri):
-        per_model = out.setdefault(_record_slice_name(record), {})
-        for kv in record.metric_keys_and_values:
-            if kv.key.is_diff:
-                continue
-            value = _double(kv.value)
-            if value is None:
-                continue
-            name = kv.key.name if not kv.key.output_name else f"{kv.key.output_name}/{kv.key.name}"
-            per_model.setdefault(kv.key.model_name or report.CANDIDATE, {})[name] = value
+    for v in evaluation_results.metric_values(evaluation_uri):
+        per_model = out.setdefault(v.slice, {})
+        if v.is_diff or v.value is None:
+            continue
+        name = v.name if not v.output_name else f"{v.output_name}/{v.name}"
+        per_model.setdefault(v.model or report.CANDIDATE, {})[name] = v.value
     return out
 
 
 def read_intervals(evaluation_uri: str) -> report.Intervals:
     """{slice: {"candidate" | "baseline" | "difference": {metric: Interval}}}: the confidence
     intervals evaluator/metrics.py wrote beside each value (the difference is the paired one)."""
-    import tensorflow_model_analysis as tfma
-
     from evaluator.stats import Interval
 
     out: report.Intervals = {}
-    for record in tfma.load_metrics(evaluation_uri):
-        per_model = out.setdefault(_record_slice_name(record), {})
-        for kv in record.metric_keys_and_values:
-            if kv.key.name == report.EXAMPLE_COUNT and not kv.key.is_diff:  # a count is exact
-                count = _double(kv.value)
-                if count is not None:
-                    per_model.setdefault(kv.key.model_name or report.CANDIDATE, {})[kv.key.name] = Interval(
-                        count, count, count)
-                continue
-            if not kv.HasField("confidence_interval"):
-                continue
-            value = _double(kv.value)
-            ci = kv.confidence_interval
-            lower, upper = _double(ci.lower_bound), _double(ci.upper_bound)
-            if value is None or lower is None or upper is None:
-                continue
-            who = report.DIFFERENCE if kv.key.is_diff else (kv.key.model_name or report.CANDIDATE)
-            per_model.setdefault(who, {})[kv.key.name] = Interval(value, lower, upper)
+    for v in evaluation_results.metric_values(evaluation_uri):
+        per_model = out.setdefault(v.slice, {})
+        if v.name == report.EXAMPLE_COUNT and not v.is_diff:  # a count is exact
+            if v.value is not None:
+                per_model.setdefault(v.model or report.CANDIDATE, {})[v.name] = Interval(v.value, v.value, v.value)
+            continue
+        if v.value is None or v.lower is None or v.upper is None:
+            continue
+        who = report.DIFFERENCE if v.is_diff else (v.model or report.CANDIDATE)
+        per_model.setdefault(who, {})[v.name] = Interval(v.value, v.lower, v.upper)
     return out
 
 
@@ -143,12 +89,7 @@ def read_confidence(evaluation_uri: str) -> Optional[float]:
     """The intervals' confidence, from the eval config TFMA stored with its output."""
     import json
 
-    from tensorflow_model_analysis.writers.eval_config_writer import load_eval_run
-
-    try:
-        config = load_eval_run(evaluation_uri)[0]
-    except Exception:  # noqa: BLE001 - no readable eval_config.json
-        return None
+    config = evaluation_results.stored_eval_config(evaluation_uri)
     if config is None:
         return None
     for spec in config.metrics_specs:
@@ -160,7 +101,7 @@ def read_confidence(evaluation_uri: str) -> Optional[float]:
 
 def _failure(slice_text: str, failure) -> report.ThresholdFailure:
     key, threshold = failure.metric_key, failure.metric_threshold
-    value = _double(failure.metric_value)
+    value = evaluation_results.number(failure.metric_value)
     common = dict(metric=key.name, slice=slice_text, model=key.model_name or report.CANDIDATE,
                   value=float("nan") if value is None else value, message=failure.message)
     if threshold.HasField("change_threshold"):
@@ -185,21 +126,16 @@ def _failure(slice_text: str, failure) -> report.ThresholdFailure:
 
 def read_validation(evaluation_uri: str) -> report.Validation:
     """The verdict and every failing threshold; `ok=None` when TFMA wrote no validation."""
-    import tensorflow_model_analysis as tfma
-
-    if not tf.io.gfile.glob(os.path.join(evaluation_uri, "validations*")):
+    result = evaluation_results.validation_result(evaluation_uri)
+    if result is None:
         return report.Validation(ok=None)
-    result = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in result.metric_validations_per_slice:
-        if per_slice.HasField("cross_slice_key"):
-            cross = per_slice.cross_slice_key
-            text = f"{slice_name(cross.baseline_slice_key)} vs {slice_name(cross.comparison_slice_key)}"
-        else:
-            text = slice_name(per_slice.slice_key)
+        text = evaluation_results.record_slice_name(per_slice)
         failures.extend(_failure(text, f) for f in per_slice.failures)
-    missing = [_slicing_spec_text(s) for s in result.missing_slices]
-    missing += [f"{_slicing_spec_text(s.baseline_spec)} vs cross slices" for s in result.missing_cross_slices]
+    spec_text = evaluation_results.slicing_spec_text
+    missing = [spec_text(s) for s in result.missing_slices]
+    missing += [f"{spec_text(s.baseline_spec)} vs cross slices" for s in result.missing_cross_slices]
     return report.Validation(
         ok=bool(result.validation_ok),
         failures=failures,
@@ -225,18 +161,8 @@ def read_blessing(blessing) -> Optional[bool]:
 # ---------------------------------------------------------------------------- examples
 
 
-def _bytes(feats, name: str) -> bytes:
-    values = feats[name].bytes_list.value if name in feats else []
-    return values[0] if values else b""
-
-
-def _text(feats, name: str) -> str:
-    return _bytes(feats, name).decode("utf-8", "replace")
-
-
-def _int(feats, name: str) -> int:
-    values = feats[name].int64_list.value if name in feats else []
-    return int(values[0]) if values else 0
+def _text(example: tf.train.Example, name: str) -> str:
+    return first_bytes(example, name).decode("utf-8", "replace")
 
 
 def load_serving_fn(model_uri: str) -> ServingFn:
@@ -275,14 +201,14 @@ def collect_examples(split_uri: str, candidate: ServingFn, baseline: Optional[Se
         cand = candidate(batch)
         base = baseline(batch) if baseline is not None else [None] * len(batch)
         for serialized, c, b in zip(batch, cand, base):
-            feats = tf.train.Example.FromString(serialized).features.feature
+            example = tf.train.Example.FromString(serialized)
             out.append(report.ExampleResult(
-                id=_text(feats, features.ID),
-                title=_text(feats, features.TITLE),
-                true_path=_text(feats, features.CATEGORY_PATH),
+                id=_text(example, features.ID),
+                title=_text(example, features.TITLE),
+                true_path=_text(example, features.CATEGORY_PATH),
                 candidate=c,
                 baseline=b,
-                has_image=bool(_int(feats, features.HAS_IMAGE)) and bool(_bytes(feats, features.IMAGE)),
+                has_image=bool(first_int(example, features.HAS_IMAGE)) and bool(first_bytes(example, features.IMAGE)),
             ))
     return out
 
@@ -298,8 +224,7 @@ def attach_images(split_uri: str, examples: Sequence[report.ExampleResult],
     for batch in iter_serialized(split_uri):
         for serialized in batch:
             if i in index:
-                feats = tf.train.Example.FromString(serialized).features.feature
-                examples[i].image = _bytes(feats, features.IMAGE)
+                examples[i].image = first_bytes(tf.train.Example.FromString(serialized), features.IMAGE)
             i += 1
 
 

@@ -17,7 +17,6 @@ from typing import Any, Dict, List, Optional
 from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
@@ -42,9 +41,11 @@ def read_eval_rows(examples: List[types.Artifact], limit: int) -> list[bytes]:
     """Up to `limit` serialized raw tf.Examples of the eval split."""
     import tensorflow as tf
 
-    split_uri = artifact_utils.get_split_uri(examples, EVAL_SPLIT)
-    files = sorted(fileio.glob(os.path.join(split_uri, "*.gz")))
-    if not files:
+    from schema.examples import split_files
+
+    try:
+        files = split_files(artifact_utils.get_split_uri(examples, EVAL_SPLIT))
+    except FileNotFoundError:
         return []
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)
     return [record.numpy() for record in dataset]

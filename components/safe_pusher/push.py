@@ -36,7 +36,7 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from components.safe_pusher import model_card
-from schema import features, serving_layout
+from schema import evaluation_results, features, serving_layout
 from schema.serving_model import SIGNATURE, ServingModel, ServingModelError
 from schema.taxonomy import ancestors
 
@@ -170,29 +170,22 @@ def read_asset(model_path: str, name: str) -> Optional[Any]:
 
 # ---- model card -------------------------------------------------------------------------
 def read_evaluation(uri: str) -> tuple[list[dict], Optional[bool]]:
-    """TFMA's metrics as flat rows for `model_card.summarize_metrics`, and whether TFMA's
-    validation passed (None when it wrote no validation result)."""
-    import tensorflow_model_analysis as tfma
-
+    """TFMA's metrics as flat rows for `model_card.summarize_metrics` (read by
+    `schema/evaluation_results.py`), and whether TFMA's validation passed (None when it
+    wrote no validation result)."""
     rows = []
-    for record in tfma.load_metrics(uri):
-        key = []
-        for single in record.slice_key.single_slice_keys:
-            kind = single.WhichOneof("kind")
-            value = getattr(single, kind) if kind else ""
-            key.append((single.column, _text(value)))
-        for kv in record.metric_keys_and_values:
-            if not kv.value.HasField("double_value"):
-                continue
-            row = {"slice": key, "model": kv.key.model_name, "metric": kv.key.name,
-                   "diff": bool(kv.key.is_diff), "value": kv.value.double_value.value}
-            if kv.HasField("confidence_interval"):  # evaluator/metrics.py writes one per value
-                row["lower"] = kv.confidence_interval.lower_bound.double_value.value
-                row["upper"] = kv.confidence_interval.upper_bound.double_value.value
-            rows.append(row)
+    for v in evaluation_results.metric_values(uri):
+        if v.value is None:
+            continue
+        row = {"slice": list(v.slice_items), "model": v.model, "metric": v.name, "diff": v.is_diff,
+               "value": v.value}
+        if v.lower is not None and v.upper is not None:  # evaluator/metrics.py writes one per value
+            row["lower"], row["upper"] = v.lower, v.upper
+        rows.append(row)
     try:
-        validation_ok: Optional[bool] = bool(tfma.load_validation_result(uri).validation_ok)
-    except Exception:  # noqa: BLE001 - no validations file
+        result = evaluation_results.validation_result(uri)
+        validation_ok: Optional[bool] = bool(result.validation_ok) if result is not None else None
+    except Exception:  # noqa: BLE001 - an unreadable validations file
         validation_ok = None
     return rows, validation_ok
 

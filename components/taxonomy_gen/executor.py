@@ -14,6 +14,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from schema import features
+from schema.examples import first_bytes
 from schema.taxonomy import Taxonomy
 
 EXAMPLES_KEY = "examples"
@@ -24,11 +25,9 @@ SPLIT_KEY = "split"
 
 
 def _levels(example: tf.train.Example, max_depth: int) -> tuple[str, ...]:
-    feats = example.features.feature
     out = []
     for level in range(1, max_depth + 1):
-        values = feats[features.level_feature(level)].bytes_list.value
-        name = values[0].decode("utf-8") if values else ""
+        name = first_bytes(example, features.level_feature(level)).decode("utf-8")
         if not name:
             break
         out.append(name)
