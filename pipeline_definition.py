@@ -39,7 +39,7 @@ def create_pipeline(config: PipelineConfig):
     from trainer.local_cluster import LOCAL_WORKERS_CONFIG
     from trainer.preprocessing import CHAR_NGRAMS_CONFIG, HASH_BUCKETS_CONFIG, NGRAM_WEIGHTING_CONFIG
     from trainer.presets import get_preset
-    from trainer.run import (TRAIN_CONFIG_BASELINE, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS,
+    from trainer.run import (TRAIN_CONFIG_BAG_OF_WORDS, TRAIN_CONFIG_PRESET, TRAIN_CONFIG_SHUFFLE_LABELS,
                              TRAIN_CONFIG_TARGET_PRECISION)
 
     spec = config.spec
@@ -83,7 +83,7 @@ def create_pipeline(config: PipelineConfig):
     )
     transform.add_upstream_node(example_validator)  # blocking anomalies stop the run here
 
-    def trainer(baseline: bool):
+    def trainer(bag_of_words: bool):
         return TaxonomyTrainer(
             taxonomy=taxonomy_gen.outputs["taxonomy"],
             run_fn="trainer.run.run_fn",
@@ -94,15 +94,15 @@ def create_pipeline(config: PipelineConfig):
             eval_args=trainer_pb2.EvalArgs(splits=["calibration"]),
             custom_config={
                 TRAIN_CONFIG_PRESET: preset.to_dict(),
-                TRAIN_CONFIG_BASELINE: baseline,
-                TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not baseline,
+                TRAIN_CONFIG_BAG_OF_WORDS: bag_of_words,
+                TRAIN_CONFIG_SHUFFLE_LABELS: config.shuffle_labels and not bag_of_words,
                 TRAIN_CONFIG_TARGET_PRECISION: config.target_precision,
-                LOCAL_WORKERS_CONFIG: 1 if baseline else config.train_workers,
+                LOCAL_WORKERS_CONFIG: 1 if bag_of_words else config.train_workers,
             },
         )
 
-    model_trainer = trainer(baseline=False)
-    baseline_trainer = trainer(baseline=True).with_id("BaselineTrainer")
+    model_trainer = trainer(bag_of_words=False)
+    bag_of_words_trainer = trainer(bag_of_words=True).with_id("BagOfWordsTrainer")
     # The incumbent: the model the candidate must beat. Where the orchestrator answers
     # TFX resolver queries (LocalDagRunner, Vertex AI), the latest blessed model in ML
     # Metadata; on open-source KFP, which runs no resolver, the newest complete pushed
@@ -116,7 +116,7 @@ def create_pipeline(config: PipelineConfig):
         ).with_id("latest_blessed_model_resolver")
     # Baseline: the model in production, or on the first run this run's bag-of-words model.
     baseline = BaselineSelector(
-        fallback_model=baseline_trainer.outputs["model"],
+        fallback_model=bag_of_words_trainer.outputs["model"],
         blessed_model=latest_blessed.outputs["model"] if latest_blessed is not None else None,
         pushed_models_dir=config.push_dir if config.incumbent_source == INCUMBENT_LATEST_PUSHED else None,
     )
@@ -154,7 +154,7 @@ def create_pipeline(config: PipelineConfig):
         *([embedder] if embedder is not None else []),
         transform,
         model_trainer,
-        baseline_trainer,
+        bag_of_words_trainer,
         *([latest_blessed] if latest_blessed is not None else []),
         baseline,
         evaluator,

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 from schema.config import BEAM_MODES, DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
 ORDER = ["CatalogExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "StrictExampleValidator",
-         "TaxonomyGen", "Embedder", "TaxonomyTransform", "TaxonomyTrainer", "BaselineTrainer",
+         "TaxonomyGen", "Embedder", "TaxonomyTransform", "TaxonomyTrainer", "BagOfWordsTrainer",
          "latest_blessed_model_resolver", "BaselineSelector", "Evaluator", "SafePusher",
          "ReviewReport"]
 

@@ -9,7 +9,7 @@
   project (the curated schema) are rewritten to where that image holds the code;
 - Beam components get Dataflow arguments through `PipelineConfig.beam_args`;
 - on Vertex AI, the candidate Trainer launches a Vertex AI CustomJob with N replicas
-  (kubeflow/trainer_executor.py); the bag-of-words BaselineTrainer trains in its own step;
+  (kubeflow/trainer_executor.py); the bag-of-words BagOfWordsTrainer trains in its own step;
 - the project's custom artifact types get an importable KFP schema title (schema/compat.py).
 
 The two targets differ where the backends differ:

@@ -1,6 +1,6 @@
 """Which pipeline node trains on Vertex AI Training: the candidate TaxonomyTrainer only.
 
-The candidate model is what `--train-workers N` is for. The baseline (`BaselineTrainer`,
+The candidate model is what `--train-workers N` is for. The baseline (`BagOfWordsTrainer`,
 the linear bag-of-words model) trains inside its own pipeline step on one machine: it is
 small, and an N-replica CustomJob for it would hold N machines and a job start-up for it.
 """
@@ -18,7 +18,7 @@ def use_vertex_training(tfx_pipeline, training_config: Mapping[str, Any]) -> str
     reads (`ai_platform_enable_vertex`, `ai_platform_vertex_region`,
     `ai_platform_training_args` with the worker pools). TaxonomyTrainer builds its spec
     from the standard Trainer's arguments, so they and the executor are set on the built
-    node. Every other node, BaselineTrainer included, is left as it is.
+    node. Every other node, BagOfWordsTrainer included, is left as it is.
     """
     from tfx.dsl.components.base import executor_spec
     from tfx.types import standard_component_specs

@@ -11,7 +11,7 @@ from schema.config import PipelineConfig
 # Every node of the pipeline whose executor is the project's own or that runs project
 # code through a named module (Transform, Trainer, Evaluator's metrics).
 PROJECT_CODE_NODES = {"CatalogExampleGen", "StrictExampleValidator", "TaxonomyGen", "Embedder", "TaxonomyTransform",
-                      "TaxonomyTrainer", "BaselineTrainer", "BaselineSelector", "Evaluator", "ReviewReport",
+                      "TaxonomyTrainer", "BagOfWordsTrainer", "BaselineSelector", "Evaluator", "ReviewReport",
                       "SafePusher"}
 
 
@@ -33,7 +33,7 @@ def test_every_project_component_carries_its_code_version(built):
     # Components that run different code carry different versions; the two trainers run the
     # same run_fn and the same modules, so theirs agree.
     assert len({versions[n] for n in ("CatalogExampleGen", "TaxonomyGen", "Evaluator", "SafePusher")}) == 4
-    assert versions["TaxonomyTrainer"] == versions["BaselineTrainer"]
+    assert versions["TaxonomyTrainer"] == versions["BagOfWordsTrainer"]
     # What each one covers is derived from its imports, not listed by hand.
     assert "evaluator.metrics" in cv.node_modules(built["Evaluator"])
     assert {"trainer.run", "components.taxonomy_aware.executor"} <= cv.node_modules(built["TaxonomyTrainer"])
@@ -51,7 +51,7 @@ def _copy_project(to):
 
 @pytest.mark.parametrize("edited, must_change, must_stay", [
     ("evaluator/metrics.py", {"Evaluator"}, {"CatalogExampleGen", "TaxonomyTrainer", "SafePusher"}),
-    ("trainer/model.py", {"TaxonomyTrainer", "BaselineTrainer"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
+    ("trainer/model.py", {"TaxonomyTrainer", "BagOfWordsTrainer"}, {"CatalogExampleGen", "TaxonomyGen", "Evaluator"}),
     ("components/safe_pusher/executor.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
     ("components/safe_pusher/push.py", {"SafePusher"}, {"Evaluator", "TaxonomyTrainer", "ReviewReport"}),
     ("evaluator/templates/report.html.j2", {"ReviewReport"}, {"Evaluator", "SafePusher", "TaxonomyTrainer"}),

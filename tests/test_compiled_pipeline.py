@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 ROWS = 1200
 IMAGE = "registry.example/categorize-pipeline:0123456789ab"
 UPSTREAM = ("CatalogExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator", "TaxonomyGen",
-            "Embedder", "TaxonomyTransform", "TaxonomyTrainer", "BaselineTrainer")
+            "Embedder", "TaxonomyTransform", "TaxonomyTrainer", "BagOfWordsTrainer")
 RESOLVERS = ("latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver")
 
 

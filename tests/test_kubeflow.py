@@ -159,7 +159,7 @@ def test_trainer_launches_vertex_training_with_worker_pools(compiled):
     assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}
     assert {p["machine_spec"]["machine_type"] for p in pools} == {"n1-standard-4"}
     # The pipeline's own trainer settings are still there for run_fn.
-    assert custom_config["preset"]["name"] == "small" and custom_config["baseline"] is False
+    assert custom_config["preset"]["name"] == "small" and custom_config["bag_of_words"] is False
 
 
 def test_vertex_trainer_executor_hands_the_taxonomy_to_the_replicas(monkeypatch):
@@ -199,10 +199,10 @@ def test_vertex_trainer_executor_hands_the_taxonomy_to_the_replicas(monkeypatch)
 def test_only_the_candidate_trainer_trains_on_vertex(compiled):
     _, _, _, job, _ = compiled
     spec = _spec(job)
-    args = list(_executor(spec, "BaselineTrainer").container.args)
+    args = list(_executor(spec, "BagOfWordsTrainer").container.args)
     assert "kubeflow.trainer_executor.VertexTaxonomyTrainerExecutor" not in args
-    custom_config = json.loads(_parameter(spec, "BaselineTrainer", "custom_config"))
-    assert "ai_platform_training_args" not in custom_config and custom_config["baseline"] is True
+    custom_config = json.loads(_parameter(spec, "BagOfWordsTrainer", "custom_config"))
+    assert "ai_platform_training_args" not in custom_config and custom_config["bag_of_words"] is True
 
 
 def test_vertex_target_keeps_the_resolver_and_fingerprints_photos(compiled):

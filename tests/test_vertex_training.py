@@ -34,19 +34,19 @@ def test_only_the_candidate_trainer_gets_the_n_replica_job(built):
     from kubeflow.vertex_training import use_vertex_training
 
     nodes, tfx_pipeline = built
-    baseline_before = _custom_config(nodes["BaselineTrainer"])
+    baseline_before = _custom_config(nodes["BagOfWordsTrainer"])
     assert use_vertex_training(tfx_pipeline, training_config(3)) == "TaxonomyTrainer"
 
-    candidate, baseline = nodes["TaxonomyTrainer"], nodes["BaselineTrainer"]
+    candidate, baseline = nodes["TaxonomyTrainer"], nodes["BagOfWordsTrainer"]
     assert candidate.executor_spec.executor_class is VertexTaxonomyTrainerExecutor
     config = _custom_config(candidate)
     pools = config["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]
-    assert config["baseline"] is False and config["preset"]["name"] == "small"  # run_fn's own settings kept
+    assert config["bag_of_words"] is False and config["preset"]["name"] == "small"  # run_fn's own settings kept
 
     assert baseline.executor_spec.executor_class is TrainerExecutor  # trains in its own step
     assert _custom_config(baseline) == baseline_before
-    assert baseline_before["baseline"] is True and baseline_before["local_train_workers"] == 1
+    assert baseline_before["bag_of_words"] is True and baseline_before["local_train_workers"] == 1
     others = [n.id for n in tfx_pipeline.components
               if getattr(getattr(n, "executor_spec", None), "executor_class", None) is VertexTaxonomyTrainerExecutor]
     assert others == ["TaxonomyTrainer"]
@@ -58,6 +58,6 @@ def test_a_pipeline_without_the_candidate_trainer_is_refused():
     from kubeflow.vertex_training import use_vertex_training
 
     with pytest.raises(ValueError, match="'TaxonomyTrainer' is no such node"):
-        use_vertex_training(SimpleNamespace(components=[SimpleNamespace(id="BaselineTrainer")]), training_config(2))
+        use_vertex_training(SimpleNamespace(components=[SimpleNamespace(id="BagOfWordsTrainer")]), training_config(2))
     with pytest.raises(ValueError, match="'TaxonomyTrainer' is a SimpleNamespace, expected a TaxonomyTrainer"):
         use_vertex_training(SimpleNamespace(components=[SimpleNamespace(id="TaxonomyTrainer")]), training_config(2))

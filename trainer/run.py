@@ -21,7 +21,7 @@ from typing import Any  # noqa: E402
 from absl import logging  # noqa: E402
 
 TRAIN_CONFIG_PRESET = "preset"
-TRAIN_CONFIG_BASELINE = "baseline"
+TRAIN_CONFIG_BAG_OF_WORDS = "bag_of_words"  # the linear fallback model, not the gate's baseline
 TRAIN_CONFIG_SHUFFLE_LABELS = "shuffle_labels"  # deliberately broken model, for gating tests
 TRAIN_CONFIG_TARGET_PRECISION = "target_precision"  # smart thresholding; 0 turns it off
 
@@ -117,7 +117,7 @@ def run_fn(fn_args: Any) -> None:
     config = fn_args.custom_config or {}
     keras.utils.set_random_seed(int(config.get("seed", 7)))  # repeatable runs
     preset = get_preset(config.get(TRAIN_CONFIG_PRESET, "default"))
-    linear = bool(config.get(TRAIN_CONFIG_BASELINE, False))
+    linear = bool(config.get(TRAIN_CONFIG_BAG_OF_WORDS, False))
     taxonomy = Taxonomy.load(taxonomy_uri(config))
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     depth = taxonomy.depth
