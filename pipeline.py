@@ -153,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from schema.catalog_reader import CatalogError
     from schema.catalog_spec import SpecError
     from schema.config import GateError
-    from trainer.categorize import CategorizeError
+    from trainer.inference_client import CategorizeError
 
     user_errors: tuple[type[BaseException], ...] = (SpecError, CatalogError, CategorizeError, GateError,
                                                        FileNotFoundError)
@@ -167,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "run":
             run_local(_config_from_args(args), verbose=args.verbose)
         elif args.command == "categorize":
-            from trainer.categorize import categorize
+            from trainer.inference_client import categorize
 
             categorize(args.catalog, args.spec, args.output, model_dir=args.model,
                        serving_dir=args.serving_dir, use_thresholds=not args.no_threshold,

@@ -3,7 +3,7 @@
     .venv/bin/python bench/categorize.py                    # newest pushed fashion model
     .venv/bin/python bench/categorize.py --model serving/fashion/<version> --text-rows 20000
 
-Runs the real `categorize` code path (`trainer.categorize.categorize`: CSV in, CSV out,
+Runs the real `categorize` code path (`trainer.inference_client.categorize`: CSV in, CSV out,
 embeddings computed, no embedding cache, so nothing is free) on catalogs made from the
 shared fashion catalog in a scratch folder: one with photos removed and one of products
 with photos (their images copied beside it). Start-up (loading the serving model and the
@@ -107,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from schema import encoders
     from schema.catalog_spec import load_spec
-    from trainer.categorize import Categorizer, categorize, newest_model
+    from trainer.inference_client import Categorizer, categorize, newest_model
 
     spec = load_spec(args.spec)
     workdir = Path(args.workdir)

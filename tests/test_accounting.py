@@ -178,7 +178,7 @@ class _FakeCategorizer:
 
 
 def test_categorize_accounts_for_every_row(seeded, tmp_path, monkeypatch):
-    import trainer.categorize as categorize_module
+    import trainer.inference_client as categorize_module
 
     catalog, rows = seeded
     monkeypatch.setattr(categorize_module, "Categorizer", _FakeCategorizer)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from trainer.categorize import prefetched
+from trainer.inference_client import prefetched
 
 
 def test_items_arrive_in_order_and_all_of_them():

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import trainer.categorize as categorize_module
+import trainer.inference_client as categorize_module
 from schema import features
 from schema.catalog_reader import CatalogError
 from schema.csv_cells import spreadsheet_safe
-from trainer.categorize import CategorizeError
+from trainer.inference_client import CategorizeError
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName,image\n"
 

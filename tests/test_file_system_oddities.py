@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import trainer.categorize as categorize_module
+import trainer.inference_client as categorize_module
 from schema import features
 from schema.catalog_reader import load_image_bytes
 from schema.catalog_spec import load_spec

@@ -22,7 +22,7 @@ from components.safe_pusher.component import SafePusher  # noqa: E402
 from components.safe_pusher.executor import Executor  # noqa: E402
 from schema import features, serving_layout  # noqa: E402
 from schema.taxonomy import Taxonomy  # noqa: E402
-from trainer.categorize import newest_model  # noqa: E402
+from trainer.inference_client import newest_model  # noqa: E402
 
 SPEC = "tiny"
 PATHS = [["Apparel", "Topwear"], ["Apparel", "Bottomwear"], ["Footwear", "Shoes"], ["Footwear"]]

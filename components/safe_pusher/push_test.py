@@ -10,7 +10,7 @@ import pytest
 
 from components.safe_pusher import model_card, push
 from schema.taxonomy import Taxonomy
-from trainer.categorize import newest_model
+from trainer.inference_client import newest_model
 
 PATHS = [["Apparel", "Topwear"], ["Apparel", "Bottomwear"], ["Footwear", "Shoes"], ["Footwear"]]
 TAXONOMY = Taxonomy.build(PATHS * 3, max_depth=2).to_dict()
