@@ -25,12 +25,11 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 from typing import Callable, Iterator, Optional, TextIO
 
 from schema import compat
+from schema.config import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Modules whose warnings and log records are the project's own.
 PROJECT_MODULES = r"(schema|components|trainer|evaluator|kubeflow|pipeline|pipeline_definition)(\.|$)"
 

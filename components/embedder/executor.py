@@ -15,9 +15,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from schema import encoders
 from components.run_console import rate_log
-from schema import features
+from schema import encoders, features
 
 INPUT_EXAMPLES_KEY = "input_examples"
 INPUT_SCHEMA_KEY = "input_schema"
