@@ -8,13 +8,18 @@ Each size runs `pipeline.py run` in a fresh pipeline root and a fresh embedding 
 that process's wall time, the per-component times are read back from the run's ML
 Metadata (execution create -> last update, `components/run_status.py`), and the peak
 memory is the largest resident set of any process of the run (TFX runs the components
-in-process; the training workers and Beam workers are children). With `--rerun`, the
-largest size is run a second time on the same root and cache: what caching saves.
+in-process; the training workers and Beam workers are children). The resident set of the
+run's whole process tree is also sampled twice a second and each sample attributed to the
+component the console names as running then, so the table can say which component holds
+the peak (`--rss-by-component`). With `--rerun`, the largest size is run a second time on
+the same root and cache: what caching saves.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,14 +48,12 @@ def run_once(catalog: str, spec: str, root: Path, cache: Path, rows: Optional[in
     if rows:
         cmd += ["--max-rows", str(rows)]
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    samples = log.with_suffix(".rss")
     start = time.time()
     with open(log, "w", encoding="utf-8") as handle:
         # A wrapper process per run, so that its RUSAGE_CHILDREN peak is this run's alone
         # (the peak of the largest process of the run, training workers included).
-        wrapper = [sys.executable, "-c",
-                   "import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
-                   "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-                   "sys.exit(rc)"]
+        wrapper = [sys.executable, "-m", "bench.pipeline_scale", "--wrap", str(samples), "--"]
         proc = subprocess.run(wrapper + cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT)
     wall = time.time() - start
     text = log.read_text(encoding="utf-8", errors="replace")
@@ -60,23 +63,97 @@ def run_once(catalog: str, spec: str, root: Path, cache: Path, rows: Optional[in
     runs = list_runs(open_store(str(root / "metadata.sqlite")))
     last = runs[-1]
     return {"wall": wall, "seconds": last["seconds"], "cached": last["cached"], "peak_mib": peak,
-            "pushed": last["pushed"], "rows": rows}
+            "pushed": last["pushed"], "rows": rows,
+            "rss_by_node": rss_by_component(text, _read_samples(samples), start)}
+
+
+def run_and_sample(samples: Path, cmd: list[str], interval: float = 0.5) -> int:
+    """Runs `cmd`, writing `<epoch seconds> <resident set of its whole process tree, KiB>`
+    lines to `samples` every `interval`; prints the largest single process's peak at the end."""
+    import resource
+
+    import psutil
+
+    proc = subprocess.Popen(cmd)
+    with open(samples, "w", encoding="utf-8") as out:
+        while proc.poll() is None:
+            try:
+                tree = [psutil.Process(proc.pid)]
+                tree += tree[0].children(recursive=True)
+            except psutil.NoSuchProcess:
+                break
+            total = 0
+            for p in tree:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            out.write(f"{time.time():.2f} {total // 1024}\n")
+            out.flush()
+            time.sleep(interval)
+    rc = proc.wait()
+    print("PEAK_RSS_KIB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+    return rc
+
+
+def _read_samples(path: Path) -> list[tuple[float, int]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            rows.append((float(parts[0]), int(parts[1])))
+    return rows
+
+
+_START = re.compile(r"^\[(\d\d):(\d\d):(\d\d)\] (\S+) \.\.\.$")
+
+
+def rss_by_component(console: str, samples: list[tuple[float, int]], started: float) -> dict[str, float]:
+    """Largest process-tree resident set (MiB) sampled while each component ran.
+
+    A component runs from its console start line (`[HH:MM:SS] Name ...`, local time) to
+    the next component's start; before the first one the process is importing."""
+    day = datetime.datetime.fromtimestamp(started)
+    marks = []
+    for line in console.splitlines():
+        m = _START.match(line.strip())
+        if m:
+            when = day.replace(hour=int(m[1]), minute=int(m[2]), second=int(m[3]), microsecond=0)
+            if when.timestamp() < started - 1:  # the run crossed midnight
+                when += datetime.timedelta(days=1)
+            marks.append((when.timestamp(), m[4]))
+    peaks: dict[str, float] = {}
+    for t, kib in samples:
+        node = "(start-up)"
+        for when, name in marks:
+            if when <= t:
+                node = name
+        peaks[node] = max(peaks.get(node, 0.0), kib / 1024)
+    return peaks
 
 
 def render(results: list[tuple[str, dict]]) -> str:
     nodes = [n for n in ORDER if any(n in r["seconds"] for _, r in results)]
     nodes += sorted({n for _, r in results for n in r["seconds"]} - set(nodes))
-    head = ["run"] + nodes + ["total (wall)", "peak RSS"]
+    head = ["run"] + nodes + ["total (wall)", "peak RSS", "largest process-tree RSS, while"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results:
         cells = [name] + [f"{r['seconds'][n]:.0f}" if n in r["seconds"] else
                           ("cached" if n in r["cached"] else "-") for n in nodes]
         cells += [f"{r['wall']:.0f} s ({r['wall'] / 60:.1f} min)", f"{r['peak_mib'] / 1024:.1f} GiB"]
+        by_node = r.get("rss_by_node") or {}
+        top = sorted(by_node.items(), key=lambda kv: -kv[1])[:3]
+        cells.append(", ".join(f"{n} {mib / 1024:.2f} GiB" for n, mib in top) or "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--wrap"]:  # the per-run wrapper process (run_once)
+        return run_and_sample(Path(argv[1]), argv[3:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", default=str(DEFAULT_CATALOG))
     parser.add_argument("--spec", default="fashion")

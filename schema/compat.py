@@ -22,6 +22,9 @@ The workarounds:
   pipeline root (CatalogExampleGen keeps a failed run's rejects there).
 - `tfx_component_event`: the log records in which TFX's LocalDagRunner says a component
   starts, ends or is served from the cache (components/run_console.py).
+- `one_package_scan`: google-api-core's Python-version check scans every installed
+  package's metadata once per Google package imported; one scan per process instead
+  (pipeline.py, before TFX is imported).
 
 This is the bottom layer: it imports no project module, and each library only inside
 the function that needs it.
@@ -29,6 +32,7 @@ the function that needs it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import re
 from pathlib import Path
@@ -39,6 +43,7 @@ TESTED = {
     "tfx": "1.16.",
     "tf_keras": "2.16.",
     "tensorflow": "2.16.",
+    "google-api-core": "2.29.",  # a distribution name: its version is read from the metadata
 }
 
 
@@ -47,6 +52,10 @@ class CompatError(RuntimeError):
 
 
 def installed_version(library: str) -> str:
+    if "-" in library:  # a distribution, not a module: read its metadata, import nothing
+        from importlib import metadata
+
+        return metadata.version(library)
     return str(importlib.import_module(library).__version__)
 
 
@@ -265,6 +274,26 @@ def check_tfx_component_events() -> None:
     missing = [message for message in TFX_COMPONENT_EVENTS if repr(message) not in source]
     if missing:
         raise CompatError(f"schema/compat.py: TFX no longer logs {missing}: update {_EVENTS}")
+
+
+# --- One scan of the installed packages per process -----------------------------------
+
+_PACKAGE_SCAN = "one installed-package scan per process for google-api-core's Python-version check"
+
+
+def one_package_scan() -> None:
+    """google-api-core 2.29 checks the Python version as each Google package is imported,
+    and names the package in its warning through `importlib.metadata.packages_distributions()`,
+    a read of every installed distribution's metadata, once per Google package: `tfx.v1`
+    imports Vertex AI's client and some 15 of them, seconds of every command's start-up.
+    The installed packages do not change while a command runs, so the scan is kept for
+    the process. It relies on google-api-core looking the function up on the module at
+    each call (`metadata.packages_distributions()`), which tests/test_compat.py checks."""
+    from importlib import metadata
+
+    require("google-api-core", _PACKAGE_SCAN)
+    if not hasattr(metadata.packages_distributions, "cache_info"):
+        metadata.packages_distributions = functools.lru_cache(maxsize=1)(metadata.packages_distributions)
 
 
 # --- A TFX executor's run id and the pipeline root ------------------------------------

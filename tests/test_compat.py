@@ -30,10 +30,41 @@ def test_every_workaround_checks_the_release(monkeypatch):
         lambda: compat.vertex_executor_class_hook(object),
         compat.check_tfx_component_events,
         lambda: compat.run_and_root(object(), "/root/Node/out/1"),
+        compat.one_package_scan,
     ]
     for call in calls:
         with pytest.raises(compat.CompatError, match="99.0.0 is installed"):
             call()
+
+
+def test_one_package_scan_serves_google_api_cores_version_checks_from_one_scan(monkeypatch):
+    """Each Google package's import-time Python-version check asks for the module ->
+    distribution map; after `one_package_scan` the metadata is read once for all of them,
+    and the answers (the package names in the warnings) are the same as without it."""
+    import warnings
+    from importlib import metadata
+
+    from google.api_core import _python_version_support as version_support
+
+    scans = []
+
+    def counting_scan():
+        scans.append(1)
+        return {"google": ["google-api-core"], "tfx": ["tfx"]}
+
+    monkeypatch.setattr(metadata, "packages_distributions", counting_scan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        names = [version_support._get_distribution_and_import_packages(p)[1] for p in ("google", "tfx", "google")]
+        assert len(scans) == 3  # google-api-core's own behaviour: one scan per check
+        compat.one_package_scan()
+        assert [version_support._get_distribution_and_import_packages(p)[1]
+                for p in ("google", "tfx", "google")] == names == ["google-api-core", "tfx", "google-api-core"]
+        version_support.check_python_version(package="google")
+    assert len(scans) == 4  # one scan for the four checks after it
+    compat.one_package_scan()  # idempotent: the cached function is not wrapped again
+    metadata.packages_distributions()
+    assert len(scans) == 4
 
 
 def test_kfp_titles_for_project_types_and_the_compiler_restored():

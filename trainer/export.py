@@ -31,7 +31,7 @@ def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
     raw = tft_output.raw_feature_spec()
     spec = {k: v for k, v in raw.items() if k in SERVING_INPUTS}
     for name in (features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING):
-        # Zeros when a request has none: a model that does not read them (the baseline,
+        # Zeros when a request has none: a model that does not read them (the bag-of-words model,
         # model_info.json `embedding_features` empty) then takes the same requests.
         feature = spec.get(name)
         if isinstance(feature, tf.io.FixedLenFeature) and feature.default_value is None and feature.shape:

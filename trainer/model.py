@@ -115,7 +115,7 @@ def wide_table(preset: ModelPreset, columns: int) -> HashedBag:
 
 
 class HierarchicalClassifier(keras.Model):
-    """`linear=True` gives the baseline: a linear bag-of-words model with the same heads,
+    """`linear=True` gives the bag-of-words model: a linear model with the same heads,
     the same decoding and the same export, so the two are compared like for like."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
@@ -128,7 +128,7 @@ class HierarchicalClassifier(keras.Model):
         self.preset = preset
         self.embedding_features = tuple(embedding_features)
         self.num_classes = [taxonomy.num_classes(k) for k in range(1, self.depth + 1)]
-        if linear:  # the documented bag-of-words baseline: unweighted n-grams, plain init and rate
+        if linear:  # the documented bag-of-words model: unweighted n-grams, plain init and rate
             self.bag = HashedBag(preset.hash_buckets, preset.token_dim, name="ngram_bag")
         else:
             self.bag = HashedBag(preset.hash_buckets, preset.token_dim, preset.ngram_init_scale,
@@ -217,7 +217,7 @@ class HierarchicalClassifier(keras.Model):
         n-grams never saw leaves them with."""
         p = self.preset.modality_dropout
         n = tf.shape(bag)[0]
-        # Without a sentence embedding (the linear baseline) the n-grams are all there is.
+        # Without a sentence embedding (the bag-of-words model) the n-grams are all there is.
         ngram_dropout = self.preset.ngram_dropout if sentence else 0.0
         keep_ngrams = tf.cast(tf.random.uniform([n, 1]) >= ngram_dropout, tf.float32)
         if p > 0 and image:
@@ -323,7 +323,7 @@ Classifier = HierarchicalClassifier | HierarchicalEnsemble  # what build_model r
 
 def build_model(taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
                 embedding_features: tuple[str, ...] = ()) -> Classifier:
-    """The model a preset describes: the linear baseline, one classifier, or an ensemble."""
+    """The model a preset describes: the linear bag-of-words model, one classifier, or an ensemble."""
     if linear or preset.members == 1:
         return HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features)
     return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features)

@@ -42,7 +42,7 @@ class ModelPreset:
     learning_rate: float = 3e-3
     lazy_sparse_updates: bool = True  # Adam moves only the n-gram rows in the batch (trainer/optimizers.py)
     beam_width: int = 5
-    baseline_epochs: int = 4  # the linear bag-of-words baseline
+    bag_of_words_epochs: int = 4  # the linear bag-of-words model (the gate's first baseline)
 
     def __post_init__(self):
         if self.members < 1:
@@ -57,7 +57,7 @@ class ModelPreset:
 
 PRESETS = {
     "small": ModelPreset("small", hash_buckets=2**15, wide_buckets=2**12, token_dim=32, hidden_units=96,
-                         head_units=64, parent_dim=16, members=2, epochs=4, batch_size=64, beam_width=3, baseline_epochs=3),
+                         head_units=64, parent_dim=16, members=2, epochs=4, batch_size=64, beam_width=3, bag_of_words_epochs=3),
     "default": ModelPreset("default"),
     "large": ModelPreset("large", hash_buckets=2**21, wide_buckets=2**18, token_dim=128, hidden_units=1024,
                          head_units=512, parent_dim=64, members=2, epochs=20, batch_size=1024, beam_width=8),

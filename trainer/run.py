@@ -1,4 +1,4 @@
-"""run_fn for the TFX Trainer: the hierarchical model, or with `baseline` the linear one.
+"""run_fn for the TFX Trainer: the hierarchical model, or with `bag_of_words` the linear one.
 
 The strategy is created first (collective ops must be configured before any other TF
 op), every worker runs the same number of steps over DATA-sharded input, and only the
@@ -124,15 +124,15 @@ def run_fn(fn_args: Any) -> None:
     workers = max(1, distribution.num_workers())
     global_batch = preset.batch_size * max(1, strategy.num_replicas_in_sync)
 
-    # The baseline stays the bag-of-words model it is documented to be.
+    # The bag-of-words model reads the n-grams alone, as it is documented to.
     embedding_features = () if linear else tuple(
         name for name in tft_output.transformed_feature_spec() if name.endswith("_embedding")
     )
     train_count = _count_records(fn_args.train_files)
     steps = max(1, math.ceil(train_count / global_batch))
-    epochs = preset.baseline_epochs if linear else preset.epochs
+    epochs = preset.bag_of_words_epochs if linear else preset.epochs
     logging.info("training %s on %d examples: %d epochs x %d steps, %d worker(s)",
-                 "baseline" if linear else "model", train_count, epochs, steps, workers)
+                 "bag-of-words model" if linear else "model", train_count, epochs, steps, workers)
 
     train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch, depth,
                         bool(config.get(TRAIN_CONFIG_SHUFFLE_LABELS)))
@@ -156,7 +156,7 @@ def run_fn(fn_args: Any) -> None:
         )
     losses = [float(x) for x in history.history["loss"]]
     info = {
-        "kind": "baseline" if linear else "hierarchical",
+        "kind": "bag_of_words" if linear else "hierarchical",
         "preset": preset.to_dict(),
         "train_examples": train_count,
         "workers": workers,
