@@ -43,8 +43,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from schema.encoders import efficientnet_lite0  # noqa: E402
 
 TAP_BLOCK = "_blocks.15"  # the last MBConv block; its input is what is stored
