@@ -28,6 +28,11 @@ candidate path (the model's beams and the regression's most probable paths) scor
 w * model path probability + (1 - w) * regression probability, for a few w. A mixture
 clearly above both says they know different things (a case for combining them); one
 within noise of the better says their errors coincide.
+
+`--photo-fusion` also scores, on the calibration products with a photo, the model with the
+photo, its text path (photo removed) and bench/photo_fusion.py's gated late fusion of its
+text path and photo path (weights per level and gate fitted on one half of those products,
+scored on the other; with `--tfidf-mixture`, the TF-IDF regression on them too).
 """
 from __future__ import annotations
 
@@ -139,6 +144,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
     parser.add_argument("--probes", action="store_true", help="also fit the frozen-embedding probes")
     parser.add_argument("--seed", type=int, default=7, help="the seed every variant trains from")
+    parser.add_argument("--photo-fusion", action="store_true",
+                        help="also score bench/photo_fusion.py's gated late fusion on the photo products")
     parser.add_argument("--tfidf-mixture", type=float, metavar="C",
                         help="also score mixtures with the TF-IDF logistic regression at this C")
     args = parser.parse_args(argv)
@@ -204,6 +211,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         idx = np.flatnonzero(mask)
         return {name: tf.gather(tf.RaggedTensor.from_sparse(v), idx).to_sparse() if isinstance(v, tf.SparseTensor)
                 else tf.gather(v, idx) for name, v in x.items()}
+
+    def photo_fusion_row(model, x, beam, lr_on_x=None):
+        """bench/photo_fusion.py on the photo products `x`: text path, photo path, fused;
+        `lr_on_x`: the TF-IDF regression's (classes, probabilities) on them, also scored."""
+        from bench import photo_fusion
+
+        x_text, x_photo = blank(x, image=True), blank(x, ngrams=True, text_emb=True)
+        paths = photo_fusion.candidate_paths(model, x_text, x_photo, beam)
+        truth = truth_ids(x)
+        hit = np.all(paths == truth[:, None, :], axis=2) & representable(x)[:, None]
+        text_lp = photo_fusion.level_log_probs(model, x_text, paths, features.label_id_feature)
+        photo_lp = photo_fusion.level_log_probs(model, x_photo, paths, features.label_id_feature)
+        result = photo_fusion.cross_fitted(text_lp, photo_lp, hit)
+        print(f"    photo fusion on {len(hit)} photo products: half fits {result['half fits']}, "
+              f"all-products fit {result['all-products fit']}, fused fixed {result['fused fixed']}, "
+              f"broke {result['fused broke']}, truth among the candidates {result['truth among candidates']:.4f}",
+              flush=True)
+        row = {}
+        if lr_on_x is not None:
+            classes, probabilities = lr_on_x
+            predicted = classes[np.argmax(probabilities, axis=1)]
+            truth_paths = full_paths(taxonomy, truth)
+            row["photo products, TF-IDF"] = float(np.mean((predicted == truth_paths) & representable(x)))
+        return {**row, "photo products, full": leaf_accuracy(model, x, beam),
+                "photo products, text path": result["text path"],
+                "photo products, fused (cross-fitted)": result["fused (cross-fitted)"]}
 
     has_photo = calib_photo = None
     if features.IMAGE_EMBEDDING in calib:
@@ -280,6 +313,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if has_photo is not None:
             row["photo only"] = leaf_accuracy(model, blank(calib_photo, ngrams=True, text_emb=True),
                                               preset.beam_width)
+        if args.photo_fusion and has_photo is not None:
+            row.update(photo_fusion_row(model, select(calib, has_photo), preset.beam_width,
+                                        None if lr is None else (lr[0], lr[1][has_photo])))
         if lr is not None:
             paths, probs = model.beam_search(calib, preset.beam_width, all_beams=True)
             mixed = mixture_accuracies(full_paths(taxonomy, paths.numpy()), probs.numpy()[:, :, -1], *lr, calib_truth)
