@@ -30,13 +30,15 @@ def run_local(config: PipelineConfig, verbose: bool = False) -> None:
     """Runs the pipeline with LocalDagRunner: a line per component as it starts and ends,
     third-party noise silenced unless `verbose` (components/run_console.py), then the
     run summary."""
+    from components import process_memory
     from schema.catalog_reader import check_catalog
 
+    process_memory.limit_arenas()  # before TensorFlow and Beam start their threads
     # A catalog whose header cannot fit the spec is refused before any component starts.
     check_catalog(os.path.join(config.catalog_dir, config.spec.csv_file), config.spec)
     from components.run_console import console
 
-    with console(verbose):
+    with console(verbose, on_component_end=process_memory.release_freed_memory):
         from tfx import v1 as tfx
 
         from components.run_summary import print_summary

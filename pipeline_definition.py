@@ -78,6 +78,10 @@ def create_pipeline(config: PipelineConfig):
         schema=model_schema,
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "calibration", "eval"]),
+        # No TFDV statistics of Transform's input and output: StatisticsGen and the
+        # validator have the catalog's; these would go over the embeddings again, most of
+        # Transform's memory and much of its time, for nobody to read (BENCHMARKS.md).
+        disable_statistics=True,
         custom_config={HASH_BUCKETS_CONFIG: preset.hash_buckets, CHAR_NGRAMS_CONFIG: list(preset.char_ngram_widths),
                        NGRAM_WEIGHTING_CONFIG: preset.ngram_weighting},
     )

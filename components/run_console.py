@@ -61,9 +61,11 @@ class ComponentLines(logging.Handler):
     and third-party errors, nothing else."""
 
     def __init__(self, stream: Optional[TextIO] = None, quiet: bool = True,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 on_component_end: Optional[Callable[[], object]] = None):
         super().__init__(level=logging.DEBUG)
         self._stream = stream
+        self._on_component_end = on_component_end
         self.quiet = quiet
         self._clock = clock
         self.current: Optional[str] = None
@@ -96,6 +98,8 @@ class ComponentLines(logging.Handler):
             seconds = self._clock() - self._started
             self._write(f"{value} {'cached' if self._cached else 'done'} in {seconds:.1f}s")
             self.current = None
+            if self._on_component_end is not None:
+                self._on_component_end()
 
     def failed(self) -> None:
         """Says which component was running when the run stopped."""
@@ -105,14 +109,16 @@ class ComponentLines(logging.Handler):
 
 
 @contextlib.contextmanager
-def console(verbose: bool = False, stream: Optional[TextIO] = None) -> Iterator[ComponentLines]:
-    """The run's console (see the module docstring); restores logging and warnings after."""
+def console(verbose: bool = False, stream: Optional[TextIO] = None,
+            on_component_end: Optional[Callable[[], object]] = None) -> Iterator[ComponentLines]:
+    """The run's console (see the module docstring); restores logging and warnings after.
+    `on_component_end` is called after each component's end line."""
     import absl.logging
 
     compat.check_tfx_component_events()
     root, absl_logger = logging.getLogger(), logging.getLogger("absl")
     saved = (list(root.handlers), root.level, absl_logger.level, absl.logging.get_verbosity())
-    lines = ComponentLines(stream, quiet=not verbose)
+    lines = ComponentLines(stream, quiet=not verbose, on_component_end=on_component_end)
     # Loggers with a handler of their own (TensorFlow's "INFO:tensorflow:..."): while quiet,
     # their records go through the root's handler, the console's, like every other.
     own = [] if verbose else [(logger, list(logger.handlers), logger.propagate)
