@@ -67,7 +67,7 @@ def test_the_threshold_decides_which_unseen_words_are_replaced():
 
 def test_the_mapper_survives_its_file(fitted, tmp_path):
     mapper, cache = fitted
-    path = str(tmp_path / word_mapper.FILE_NAME)
+    path = str(tmp_path / "artifact" / word_mapper.FILE_NAME)  # a folder not made yet, as on Vertex AI
     mapper.save(path)
     loaded = WordMapper.load(path)
     assert loaded.vocabulary == mapper.vocabulary and loaded.known_only == mapper.known_only

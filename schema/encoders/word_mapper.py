@@ -127,8 +127,13 @@ class WordMapper:
         return mapper
 
     def save(self, path: str) -> None:
+        """Writes the mapper file, creating its folder (an output artifact's folder does not
+        exist yet on Kubeflow / Vertex AI)."""
+        import os
+
         import tensorflow as tf
 
+        tf.io.gfile.makedirs(os.path.dirname(path) or ".")
         with tf.io.gfile.GFile(path, "wb") as handle:
             handle.write(self.to_bytes())
 
