@@ -447,7 +447,7 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     assert event_files and {p.parent.name for p in event_files} == {"train", "validation"}
     assert len(event_files) == len({p.parent for p in event_files})
     assert sorted(p.name for p in (serving / "assets.extra").iterdir()) == [
-        "model_info.json", "taxonomy.json", "thresholds.json"]
+        "model_info.json", "taxonomy.json", "thresholds.json", "word_mapper.npz"]
     info = json.loads((serving / "assets.extra" / "model_info.json").read_text())
     assert info["workers"] == 2 and info["loss_history"][-1] < info["loss_history"][0]
     raw_eval = _only(root, "Embedder", "examples") / "Split-eval"
