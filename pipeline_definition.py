@@ -94,6 +94,9 @@ def create_pipeline(config: PipelineConfig):
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=model_schema,
+            # The Embedder's word mapper travels inside the serving model (categorize maps
+            # request titles with it); both models' n-grams read the mapped titles.
+            word_mapper=embedder.outputs["word_mapper"] if embedder is not None else None,
             train_args=trainer_pb2.TrainArgs(splits=["train"]),
             eval_args=trainer_pb2.EvalArgs(splits=["calibration"]),
             custom_config={

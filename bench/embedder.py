@@ -52,22 +52,27 @@ def _run(executor_module, examples, batches: tuple[int, int], work: Path) -> tup
     sizes of the encoder calls)."""
     from tfx.types import standard_artifacts
 
+    from components.artifacts import WordMapperArtifact
+
     calls: list[int] = []
     embed = executor_module.encoders.embed_examples
 
-    def counting(batch, cache=None):
+    def counting(batch, cache=None, mapper=None):
         calls.append(len(batch))
-        return embed(batch, cache)
+        return embed(batch, cache, mapper)
 
     out = standard_artifacts.Examples()
     out.uri = str(work / "examples")
     schema = standard_artifacts.Schema()
     schema.uri = str(work / "schema")
     os.makedirs(schema.uri)
+    mapper = WordMapperArtifact()
+    mapper.uri = str(work / "word_mapper")
+    os.makedirs(mapper.uri)
     executor_module.BATCH_SIZES, executor_module.encoders.embed_examples = batches, counting
     try:
         start = time.perf_counter()
-        executor_module.Executor().Do({"input_examples": [examples]}, {"examples": [out], "schema": [schema]},
+        executor_module.Executor().Do({"input_examples": [examples]}, {"examples": [out], "schema": [schema], "word_mapper": [mapper]},
                                       {"cache_dir": str(work / "cache")})
         seconds = time.perf_counter() - start
     finally:

@@ -21,6 +21,9 @@ against, and reports everything on the eval split, which none of them saw:
 - multilingual (fashion): the 300 hand-translated titles (es/fr/de) through the trained
   model, against a logistic-regression probe on the frozen text embeddings of the
   English train titles and the TF-IDF baseline (also trained on English).
+- "titles not word-mapped" (a model exported with a word mapper): the same model with
+  its n-grams reading the titles as they are, not the word-mapped titles the Embedder and
+  `categorize` give it (schema/encoders/word_mapper.py).
 
 The text-only and image-only rows are one model with a modality removed at inference:
 the model is trained with modality dropout for exactly that (trainer/model.py).
@@ -126,7 +129,8 @@ def without_photo(examples: Sequence) -> list:
 
 
 def without_text(examples: Sequence, cache) -> list:
-    """Title and description blanked; embeddings recomputed by the Embedder's function."""
+    """Title and description blanked (the mapped title too); embeddings recomputed by the
+    Embedder's function."""
     import tensorflow as tf
 
     from schema.encoders import embed_examples
@@ -137,8 +141,25 @@ def without_text(examples: Sequence, cache) -> list:
         new.CopyFrom(example)
         for name in (features.TITLE, features.DESCRIPTION):
             new.features.feature[name].bytes_list.value[:] = [b""]
+        if features.TITLE_MAPPED in new.features.feature:
+            del new.features.feature[features.TITLE_MAPPED]
         blanked.append(new)
     return embed_examples(blanked, cache)
+
+
+def without_word_mapping(examples: Sequence) -> list:
+    """The Embedder's mapped title removed: the model's n-grams read the title as it is,
+    as with a model trained before the word mapper (schema/encoders/word_mapper.py)."""
+    import tensorflow as tf
+
+    out = []
+    for example in examples:
+        new = tf.train.Example()
+        new.CopyFrom(example)
+        if features.TITLE_MAPPED in new.features.feature:
+            del new.features.feature[features.TITLE_MAPPED]
+        out.append(new)
+    return out
 
 
 # ---- scoring ------------------------------------------------------------------------
@@ -163,7 +184,11 @@ class TrainedModel:
     def __init__(self, model_dir: str):
         import tensorflow as tf
 
+        from schema.encoders import word_mapper
+
         self._serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+        # The word mapper exported with the model, as `categorize` loads it (None: none).
+        self.word_mapper = word_mapper.load_optional(os.path.join(model_dir, "assets.extra", word_mapper.FILE_NAME))
 
     def predict(self, examples: Sequence, batch: int = 512) -> list[str]:
         import tensorflow as tf
@@ -320,6 +345,9 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
     rows["TF-IDF + logistic regression (title)"] = score(evals.truth, tfidf(evals.texts), depth)
     rows["text-only model (photos removed)"] = score(evals.truth, model.predict(without_photo(evals.records)), depth)
     rows["full model (title + photo)"] = score(evals.truth, model.predict(evals.records), depth)
+    if model.word_mapper is not None:
+        rows["full model, titles not word-mapped"] = score(
+            evals.truth, model.predict(without_word_mapping(evals.records)), depth)
     print(f"[{spec}] main rows done", flush=True)
 
     cache = open_cache(None)
@@ -349,6 +377,7 @@ def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfi
                        depth: int, c_grid: Sequence[float], cache, notes: list) -> dict:
     """Translated titles vs the frozen-text-embedding probe and TF-IDF, all trained on English."""
     from schema.encoders import embed_examples, embed_texts
+    from schema.encoders.word_mapper import words
     from schema.catalog_reader import Product, read_catalog
     from schema.catalog_spec import load_spec
     from schema.product_example import product_to_example
@@ -358,18 +387,27 @@ def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfi
     langs = [p.id.rsplit("-", 1)[-1] for p in products]
     truth = [p.category_path for p in products]
     texts = [p.title for p in products]
-    examples = embed_examples([product_to_example(p, spec, None) for p in products], cache)
+    raw = [product_to_example(p, spec, None) for p in products]
+    examples = embed_examples(raw, cache, model.word_mapper)  # as `categorize` sends them
     c_txt, probe = choose_c(lambda c: embedding_probe(train.text_emb, train.truth, c), calib.text_emb, calib.truth,
                             c_grid)
     train_ids = set(train.ids)
     seen = sum(p.id.rsplit("-", 1)[0] in train_ids for p in products[::3])
     notes.append(f"text-embedding probe C={c_txt:g}; {seen} of the {len(products) // 3} multilingual products "
                  f"are in the train split in English (the model and the probes saw their English title)")
-    predictions = {
-        "full model": model.predict(examples),
+    predictions = {"full model": model.predict(examples)}
+    if model.word_mapper is not None:
+        predictions["full model, titles not word-mapped"] = model.predict(embed_examples(raw, cache))
+        mapper = model.word_mapper
+        unseen = [w for t in texts for w in mapper.unseen(t)]
+        mapped = sum(a != b for t, m in zip(texts, mapper.map_texts(texts, cache))
+                     for a, b in zip(words(t), m.split()))
+        notes.append(f"word mapper (threshold {mapper.threshold:g}, {len(mapper.vocabulary):,} train title words): "
+                     f"{mapped} of the {len(unseen)} translated title words unseen in training were mapped")
+    predictions.update({
         "logistic-regression probe on frozen text embeddings (English train titles)": probe(embed_texts(texts, cache)),
         "TF-IDF + logistic regression (English train titles)": tfidf(texts),
-    }
+    })
     out: dict = {}
     for name, pred in predictions.items():
         out[name] = {"all": score(truth, pred, depth)}

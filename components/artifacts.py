@@ -15,6 +15,14 @@ class CategoryTaxonomy(Artifact):
     TYPE_NAME = "CategoryTaxonomy"
 
 
+class WordMapperArtifact(Artifact):
+    """word_mapper.npz: the train split's title words with their sentence-encoder vectors
+    and the threshold (schema/encoders/word_mapper.py), fitted by the Embedder and
+    exported with the model."""
+
+    TYPE_NAME = "WordMapper"
+
+
 class ReviewReportArtifact(Artifact):
     """index.html: the static, self-contained review report of one run (verdict, metrics
     per slice against the baseline, coverage-precision curve, confusions, error sample)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 # Custom artifact types re-exported under a KFP-valid schema title (kubeflow.<TypeName>).
-ARTIFACT_TYPES = ("RejectedRecords", "CategoryTaxonomy", "ReviewReportArtifact")
+ARTIFACT_TYPES = ("RejectedRecords", "CategoryTaxonomy", "ReviewReportArtifact", "WordMapperArtifact")
 
 
 def __getattr__(name: str) -> Any:

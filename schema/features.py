@@ -40,6 +40,10 @@ TEXT_TOKEN_WEIGHTS = "text_token_weights_xf"  # TF-IDF weight of each id in TEXT
 # Embedding features added by the Embedder component.
 TEXT_EMBEDDING = "text_embedding"
 IMAGE_EMBEDDING = "image_embedding"
+# Also added by the Embedder (and by `categorize`): the title's words with each word the
+# train titles never used replaced by its nearest train word (schema/encoders/word_mapper.py).
+# The n-gram features read it instead of the title; "" or absent means "use the title".
+TITLE_MAPPED = "title_mapped"
 
 # Serving outputs (one contract for the trained model and the baseline, read by TFMA and
 # by `categorize`). They live in the signature's output dict, never among the input
@@ -70,6 +74,7 @@ RESERVED = {
     CATEGORY_PATH,
     TEXT_EMBEDDING,
     IMAGE_EMBEDDING,
+    TITLE_MAPPED,
 }
 
 

@@ -272,13 +272,15 @@ def test_custom_artifact_types_resolve_in_the_container(compiled):
     import yaml
     from tfx.utils import import_utils
 
-    from components.artifacts import CategoryTaxonomy, RejectedRecords
+    from components.artifacts import CategoryTaxonomy, RejectedRecords, WordMapperArtifact
 
     _, _, _, job, _ = compiled
     spec = _spec(job)
     taxonomy = spec.components["TaxonomyTrainer"].input_definitions.artifacts["taxonomy"]
     rejected = spec.components["CatalogExampleGen"].output_definitions.artifacts["rejected"]
-    for artifact_spec, cls in ((taxonomy, CategoryTaxonomy), (rejected, RejectedRecords)):
+    mapper = spec.components["TaxonomyTrainer"].input_definitions.artifacts["word_mapper"]
+    for artifact_spec, cls in ((taxonomy, CategoryTaxonomy), (rejected, RejectedRecords),
+                               (mapper, WordMapperArtifact)):
         title = yaml.safe_load(artifact_spec.artifact_type.instance_schema)["title"]
         assert title == f"kubeflow.{cls.__name__}"
         # The Vertex / KFP v2 entrypoint imports the artifact class from the title.

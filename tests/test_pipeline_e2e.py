@@ -108,6 +108,8 @@ def _only(root: Path, component: str, output: str) -> Path:
 
 
 def test_every_artifact_is_there(fashion_run):
+    import tensorflow as tf
+
     catalog, root, serving, _ = fashion_run
     examples = _only(root, "CatalogExampleGen", "examples")
     for split in ("train", "calibration", "eval"):
@@ -125,14 +127,25 @@ def test_every_artifact_is_there(fashion_run):
     info = json.loads((model / "assets.extra" / "model_info.json").read_text())
     assert info["loss_history"][-1] < info["loss_history"][0]
     assert 0 < info["train_seconds"] and info["train_examples_per_second"] > 0  # bench/training.py reads these
+    # The word mapper, fitted by the Embedder on the train split's titles alone, is in the
+    # model's assets (categorize maps request titles with it) and in the pushed version.
+    from schema import features
+    from schema.encoders.word_mapper import FILE_NAME, WordMapper, words
+    from schema.examples import first_bytes, iter_serialized
+
+    assert info["word_mapper"] is True
+    mapper = WordMapper.load(str(model / "assets.extra" / FILE_NAME))
+    train_words = {w for batch in iter_serialized(str(examples / "Split-train")) for r in batch
+                   for w in words(first_bytes(tf.train.Example.FromString(r), features.TITLE).decode())}
+    assert set(mapper.vocabulary) | set(mapper.known_only) == train_words
+    pushed = serving / "fashion" / _versions(serving, "fashion")[0]
+    assert (pushed / "assets.extra" / FILE_NAME).read_bytes() == (model / "assets.extra" / FILE_NAME).read_bytes()
     # TensorBoard logs in the Trainer's model_run artifact, where the report links them.
     model_run = _only(root, "TaxonomyTrainer", "model_run")
     assert list(model_run.glob("train/events.out.tfevents.*")) and list(model_run.glob("validation/events.*"))
     assert info["tensorboard_logs"] == str(model_run)
     report_page = (_only(root, "ReviewReport", "report") / "index.html").read_text()
     assert f"tensorboard --logdir {model_run}" in report_page
-    import tensorflow as tf
-
     saved = [name for name, _ in tf.train.list_variables(str(model / "variables" / "variables"))]
     assert any("/variables/" in n for n in saved)
     assert not any("optimizer" in n for n in saved)  # weights only, no Adam slots
@@ -434,7 +447,7 @@ def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypat
     assert event_files and {p.parent.name for p in event_files} == {"train", "validation"}
     assert len(event_files) == len({p.parent for p in event_files})
     assert sorted(p.name for p in (serving / "assets.extra").iterdir()) == [
-        "model_info.json", "taxonomy.json", "thresholds.json"]
+        "model_info.json", "taxonomy.json", "thresholds.json", "word_mapper.npz"]
     info = json.loads((serving / "assets.extra" / "model_info.json").read_text())
     assert info["workers"] == 2 and info["loss_history"][-1] < info["loss_history"][0]
     raw_eval = _only(root, "Embedder", "examples") / "Split-eval"

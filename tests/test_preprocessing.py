@@ -3,7 +3,7 @@ import tensorflow as tf
 
 from schema import features
 from schema.taxonomy import Taxonomy
-from trainer.preprocessing import hashed_ngrams, label_ids, normalize_text
+from trainer.preprocessing import hashed_ngrams, label_ids, ngram_title, normalize_text
 from tests.test_taxonomy import PATHS
 
 
@@ -28,6 +28,15 @@ def test_text_normalisation_keeps_any_script():
     counts = tf.sparse.reduce_sum(tf.sparse.map_values(tf.ones_like, ids), axis=1).numpy()
     assert (counts > 3).all()
     assert ids.values.numpy().max() < 1000
+
+
+def test_ngrams_read_the_mapped_title_where_there_is_one():
+    titles = tf.constant([["Bolso negro"], ["Red Bag"]])
+    assert ngram_title({features.TITLE: titles}).numpy().tolist() == [b"Bolso negro", b"Red Bag"]
+    # A request without the mapped title (the serving default "") falls back to the title.
+    mapped = tf.constant([["bag black"], [""]])
+    assert ngram_title({features.TITLE: titles, features.TITLE_MAPPED: mapped}).numpy().tolist() == [
+        b"bag black", b"Red Bag"]
 
 
 def test_tfidf_weighting_in_transform(tmp_path):

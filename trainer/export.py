@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from schema import compat, features
+from schema.encoders import word_mapper
 from schema.taxonomy import Taxonomy
 from trainer.model import Classifier, class_tables, decode_outputs, threshold_tables
 
@@ -24,7 +25,7 @@ ASSETS_INFO = "model_info.json"
 
 # Raw features a caller must send; labels and slicing attributes are not model inputs.
 SERVING_INPUTS = (features.TITLE, features.DESCRIPTION, features.HAS_IMAGE, features.IMAGE,
-                  features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING)
+                  features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING, features.TITLE_MAPPED)
 
 
 def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
@@ -37,6 +38,11 @@ def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
         if isinstance(feature, tf.io.FixedLenFeature) and feature.default_value is None and feature.shape:
             size = int(np.prod(feature.shape))
             spec[name] = tf.io.FixedLenFeature(feature.shape, feature.dtype, default_value=[0.0] * size)
+    mapped = spec.get(features.TITLE_MAPPED)
+    if isinstance(mapped, tf.io.FixedLenFeature) and mapped.default_value is None:
+        # "" when a request has none: the n-grams then read the title (preprocessing.ngram_title).
+        spec[features.TITLE_MAPPED] = tf.io.FixedLenFeature(mapped.shape, mapped.dtype,
+                                                            default_value=[""] * int(np.prod(mapped.shape or [1])))
     return spec
 
 
@@ -81,7 +87,11 @@ def export_serving_model(
     beam_width: int,
     export_dir: str,
     info: dict,
+    word_mapper_file: Optional[str] = None,
 ) -> None:
+    """Writes the SavedModel and its assets.extra; `word_mapper_file`, the Embedder's fitted
+    mapper, is copied there as `word_mapper.FILE_NAME`, so `categorize` maps request
+    titles with the vocabulary the model was trained on."""
     drop_training_state(model)
     module = ServingModule(model, tft_output, taxonomy, thresholds, beam_width)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
@@ -94,6 +104,8 @@ def export_serving_model(
     ):
         with tf.io.gfile.GFile(os.path.join(assets, name), "w") as handle:
             handle.write(json.dumps(payload, ensure_ascii=False, indent=1))
+    if word_mapper_file:
+        tf.io.gfile.copy(word_mapper_file, os.path.join(assets, word_mapper.FILE_NAME), overwrite=True)
 
 
 def read_asset(model_dir: str, name: str) -> Any:

@@ -73,6 +73,21 @@ class Categorizer:
         # Embedding inputs the model reads (trainer/run.py); added to requests with the
         # encoders the Embedder uses (schema/encoders/).
         self.embedding_features = tuple(info.get("embedding_features") or ())
+        # The word mapper the model was trained with (assets.extra, trainer/export.py):
+        # request titles are mapped by it, as the Embedder mapped the training examples.
+        self.word_mapper = self._load_word_mapper()
+
+    def _load_word_mapper(self):
+        from schema.encoders import word_mapper
+
+        path = Path(self.model_dir) / "assets.extra" / word_mapper.FILE_NAME
+        if not path.exists():
+            return None
+        try:
+            return word_mapper.WordMapper.load(str(path))
+        except Exception as err:  # noqa: BLE001 - a damaged asset: one clear error, no traceback
+            raise CategorizeError(f"cannot load the model {self.model_dir}: its word mapper {path} is "
+                                  f"unreadable ({err}); push the model again") from err
 
     def predict(self, serialized: list[bytes]) -> dict:
         return self._model(serialized)
@@ -261,10 +276,14 @@ def _categorize_into(handle, csv_path: Path, image_root: Path, spec: CatalogSpec
         print(f"loaded model {model_path} in {time.time() - start:.1f}s", file=sys.stderr, flush=True)
     load_seconds = time.time() - start
     embed, cache = None, None
-    if getattr(categorizer, "embedding_features", ()):
+    mapper = getattr(categorizer, "word_mapper", None)
+    if getattr(categorizer, "embedding_features", ()) or mapper is not None:
+        import functools
+
         from schema import encoders
 
-        embed, cache = encoders.embed_examples, encoders.open_cache(embedding_cache_dir)
+        embed = functools.partial(encoders.embed_examples, mapper=mapper)
+        cache = encoders.open_cache(embedding_cache_dir)
     path_key = features.OUT_PATH if use_thresholds else features.OUT_FULL_PATH
     conf_key = features.OUT_CONFIDENCE if use_thresholds else features.OUT_FULL_CONFIDENCE
     depth_key = features.OUT_DEPTH if use_thresholds else "full_depth"

@@ -68,6 +68,18 @@ def hashed_ngrams(text: tf.Tensor, buckets: int, char_widths: tuple[int, ...] = 
     return ids.to_sparse()
 
 
+def ngram_title(inputs: dict[str, Any]) -> tf.Tensor:
+    """The title the n-grams read: the Embedder's `title_mapped` (unseen words mapped to
+    training words, schema/encoders/word_mapper.py) where it is there and not empty, else
+    the title itself (examples embedded without a mapper, requests that do not send it).
+    The sentence embedding is the original title's either way."""
+    title = dense_string(inputs[features.TITLE])
+    if features.TITLE_MAPPED not in inputs:
+        return title
+    mapped = dense_string(inputs[features.TITLE_MAPPED])
+    return tf.where(tf.equal(mapped, ""), title, mapped)
+
+
 def _level_tables(taxonomy: Taxonomy) -> list[tf.lookup.StaticHashTable]:
     tables = []
     for level in taxonomy.levels:
@@ -122,9 +134,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     weighting = custom_config.get(NGRAM_WEIGHTING_CONFIG, ModelPreset.ngram_weighting)
     if weighting not in NGRAM_WEIGHTINGS:
         raise ValueError(f"{NGRAM_WEIGHTING_CONFIG} is {weighting!r}; choose one of {NGRAM_WEIGHTINGS}")
-    text = tf.strings.join(
-        [dense_string(inputs[features.TITLE]), dense_string(inputs[features.DESCRIPTION])], separator=" "
-    )
+    text = tf.strings.join([ngram_title(inputs), dense_string(inputs[features.DESCRIPTION])], separator=" ")
     text = normalize_text(text)
     outputs = {
         features.TITLE_NORMALIZED: text,

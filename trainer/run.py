@@ -74,6 +74,18 @@ def _seen_ngram_ids(files, data_accessor, tft_output, batch_size: int, depth: in
     return np.unique(np.concatenate([batch[features.TEXT_TOKENS].values.numpy() for batch, _, _ in batches]))
 
 
+def _word_mapper_file(config: dict) -> str:
+    """The Embedder's fitted word mapper file, "" when the Trainer has none (no Embedder, or
+    no train split to fit it on): the model then serves unmapped titles."""
+    import tensorflow as tf
+
+    from schema.encoders import word_mapper
+
+    folder = config.get(word_mapper.URI_CONFIG)
+    path = os.path.join(folder, word_mapper.FILE_NAME) if folder else ""
+    return path if path and tf.io.gfile.exists(path) else ""
+
+
 def _train_timer():
     """A Keras callback summing the seconds spent in training batches: each epoch from its
     start to its validation. (Built here because TF may only load after the strategy.)"""
@@ -187,14 +199,16 @@ def run_fn(fn_args: Any) -> None:
         logging.info("thresholds for precision %.2f (%.0f%% confidence) on %d calibration products: levels %s, "
                      "%d node thresholds, %d of them on their level's rule", target, 100 * thresholds["confidence"],
                      len(preds), thresholds["levels"], len(thresholds["nodes"]), len(thresholds["fallback"]))
+    mapper_file = _word_mapper_file(config)
+    info["word_mapper"] = bool(mapper_file)
     if distribution.is_chief():
         export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width,
-                             fn_args.serving_model_dir, info)
+                             fn_args.serving_model_dir, info, mapper_file)
         logging.info("exported %s model to %s", info["kind"], fn_args.serving_model_dir)
         return
     # Saving under MultiWorkerMirroredStrategy is collective: every worker saves, in step
     # with the chief, but only the chief into the model output.
     with tempfile.TemporaryDirectory(prefix="worker_export_") as scratch:
-        export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width, scratch, info)
+        export_serving_model(model, tft_output, taxonomy, thresholds, preset.beam_width, scratch, info, mapper_file)
         logging.info("%s %d saved its copy of the %s model to scratch %s (removed); the chief exports",
                      *distribution.task_role(), info["kind"], scratch)

@@ -1,7 +1,9 @@
 """Embedder: Examples in, the same Examples with text and image embeddings out.
 
 Also passes the schema on with the two embedding features added (fixed shapes [512] and
-[1280]), so Transform parses them as dense float tensors.
+[1280]), so Transform parses them as dense float tensors, and `title_mapped` (the title
+with unseen words mapped to train words by the word mapper fitted on the train split,
+also an output, which the Trainer exports with the model).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import BaseChannel, Channel
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components.artifacts import WordMapperArtifact
 from components.embedder import executor
 
 
@@ -26,13 +29,15 @@ class EmbedderSpec(ComponentSpec):
     OUTPUTS = {
         executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         executor.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+        executor.WORD_MAPPER_KEY: ChannelParameter(type=WordMapperArtifact),
     }
 
 
 class Embedder(base_beam_component.BaseBeamComponent):
     """Inputs `examples` (any splits) and optionally the `schema` they follow; outputs
     `examples` (same splits, embeddings added) and `schema` (the input schema, or an empty
-    one, plus the two embedding features).
+    one, plus the two embedding features and `title_mapped`) and `word_mapper` (the word
+    mapper fitted on the train split's titles; no file when there is no train split).
 
     `cache_dir`: local folder of the content-hash embedding cache; None means
     `<project>/.cache/embeddings`, "" turns the cache off."""
@@ -50,6 +55,7 @@ class Embedder(base_beam_component.BaseBeamComponent):
                     executor.INPUT_SCHEMA_KEY: schema,
                     executor.EXAMPLES_KEY: Channel(type=standard_artifacts.Examples),
                     executor.SCHEMA_KEY: Channel(type=standard_artifacts.Schema),
+                    executor.WORD_MAPPER_KEY: Channel(type=WordMapperArtifact),
                 },
             )
         )

@@ -15,22 +15,28 @@ from tfx.components.util import udf_utils
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
+from schema.encoders.word_mapper import URI_CONFIG as WORD_MAPPER_URI_CONFIG
 from schema.taxonomy import TAXONOMY_URI_CONFIG
 
 TAXONOMY_KEY = "taxonomy"
+WORD_MAPPER_KEY = "word_mapper"
 
 
 def inject_taxonomy(
     input_dict: Dict[str, List[Any]], exec_properties: Dict[str, Any]
 ) -> tuple[Dict[str, List[Any]], Dict[str, Any]]:
-    """Moves the taxonomy input into custom_config['taxonomy_uri']."""
+    """Moves the taxonomy input into custom_config['taxonomy_uri'] (and a word mapper
+    input, when there is one, into custom_config['word_mapper_uri'])."""
     input_dict = dict(input_dict)
     taxonomy = artifact_utils.get_single_instance(input_dict.pop(TAXONOMY_KEY))
+    word_mappers = input_dict.pop(WORD_MAPPER_KEY, None)
     exec_properties = dict(exec_properties)
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     config = json_utils.loads(raw) if raw else {}
     config = dict(config or {})
     config[TAXONOMY_URI_CONFIG] = taxonomy.uri
+    if word_mappers:
+        config[WORD_MAPPER_URI_CONFIG] = artifact_utils.get_single_instance(word_mappers).uri
     exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY] = json_utils.dumps(config)
     return input_dict, exec_properties
 

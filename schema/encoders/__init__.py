@@ -8,7 +8,9 @@
   graph from the weights; no torch). Any encoded image PIL can open (JPEG, PNG with alpha,
   palette/GIF, grayscale, CMYK, WebP) is converted to RGB and resized to 224x224.
 - `embed_examples`: adds `text_embedding` and `image_embedding` to tf.train.Examples;
-  products without a usable photo get a zero image embedding and `has_image` 0.
+  products without a usable photo get a zero image embedding and `has_image` 0; given a
+  fitted `word_mapper.WordMapper`, also `title_mapped` (unseen title words mapped to
+  training words, for the n-gram features).
 - `EmbeddingCache`: content-addressed on-disk cache (sqlite), key = sha256 of the encoder
   id (name + version) and the input bytes, so a re-run on an unchanged catalog only reads.
 
@@ -454,16 +456,22 @@ def set_float_feature(feature, values: np.ndarray) -> None:
     feature.ParseFromString(_float_feature_header(values.size) + values.tobytes())
 
 
-def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -> list:
+def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None, mapper=None) -> list:
     """Copies of `examples` (tf.train.Example) with `text_embedding` [512] and
     `image_embedding` [1280] float features; `has_image` becomes 0 where the photo is
-    missing, empty or undecodable (its image embedding is all zeros)."""
+    missing, empty or undecodable (its image embedding is all zeros). With `mapper` (a
+    fitted `word_mapper.WordMapper`), also `title_mapped`: the title's words with unseen
+    ones mapped. The text embedding is always that of the original title."""
     import tensorflow as tf
 
     examples = list(examples)
     if not examples:
         return []
     text_emb = embed_texts([example_text(e) for e in examples], cache)
+    mapped = None
+    if mapper is not None:
+        mapped = mapper.map_texts([first_bytes(e, features.TITLE).decode("utf-8", "replace") for e in examples],
+                                  cache)
     images = [
         first_bytes(e, features.IMAGE) if first_int(e, features.HAS_IMAGE) else b"" for e in examples
     ]
@@ -478,5 +486,8 @@ def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -
         if not ok[k]:
             feats[features.HAS_IMAGE].Clear()
             feats[features.HAS_IMAGE].int64_list.value.append(0)
+        if mapped is not None:
+            feats[features.TITLE_MAPPED].Clear()
+            feats[features.TITLE_MAPPED].bytes_list.value.append(mapped[k].encode("utf-8"))
         out.append(new)
     return out
