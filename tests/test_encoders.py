@@ -185,3 +185,37 @@ def test_photos_of_one_article_type_are_closer_than_across_master_categories():
                 elif ki[0] != kj[0]:
                     different.append(sims[i, j])
     assert np.mean(same) > np.mean(different) + 0.05, (np.mean(same), np.mean(different))
+
+
+def test_embedded_requests_parse_as_the_embedded_examples():
+    """`categorize`'s requests (the example's bytes + a second `features` field) read, in
+    protobuf and in TensorFlow's parser the serving signature uses, as `embed_examples`'
+    copies: text only, a usable photo, an undecodable photo (has_image set back to 0)."""
+    import tensorflow as tf
+
+    def example(title: str, image: bytes, has_image: int):
+        ex = tf.train.Example()
+        feats = ex.features.feature
+        feats["title"].bytes_list.value.append(title.encode())
+        feats["image"].bytes_list.value.append(image)
+        feats["has_image"].int64_list.value.append(has_image)
+        return ex
+
+    examples = [example("Blue denim jacket", b"", 0),
+                example("Red shirt", _encoded("RGB", "JPEG", (200, 10, 10)), 1),
+                example("Broken photo watch", b"\x89PNG broken", 1),
+                example("", b"", 0)]
+    built = encoders.embed_examples(examples)
+    requests = encoders.embedded_requests(examples)
+    assert [tf.train.Example.FromString(r) for r in requests] == built
+    spec = {"title": tf.io.FixedLenFeature([], tf.string),
+            "has_image": tf.io.FixedLenFeature([], tf.int64),
+            "text_embedding": tf.io.FixedLenFeature([encoders.TEXT_DIM], tf.float32),
+            "image_embedding": tf.io.FixedLenFeature([encoders.IMAGE_DIM], tf.float32)}
+    ours = tf.io.parse_example(tf.constant(requests), spec)
+    theirs = tf.io.parse_example(tf.constant([b.SerializeToString() for b in built]), spec)
+    for name in spec:
+        np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy())
+    assert ours["has_image"].numpy().tolist() == [0, 1, 0, 0]
+    assert np.abs(ours["image_embedding"].numpy()[1]).sum() > 0 and np.abs(ours["text_embedding"].numpy()[0]).sum() > 0
+    assert encoders.embedded_requests([]) == []

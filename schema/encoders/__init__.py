@@ -9,6 +9,7 @@
   palette/GIF, grayscale, CMYK, WebP) is converted to RGB and resized to 224x224.
 - `embed_examples`: adds `text_embedding` and `image_embedding` to tf.train.Examples;
   products without a usable photo get a zero image embedding and `has_image` 0.
+  `embedded_requests`: the same, serialized (what `categorize` sends).
 - `EmbeddingCache`: content-addressed on-disk cache (sqlite), key = sha256 of the encoder
   id (name + version) and the input bytes, so a re-run on an unchanged catalog only reads.
 
@@ -471,6 +472,16 @@ def set_float_feature(feature, values: np.ndarray) -> None:
     feature.ParseFromString(_float_feature_header(values.size) + values.tobytes())
 
 
+def _embeddings(examples: list, cache: Optional[EmbeddingCache]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (text [n, 512], image [n, 1280], photo usable [n]) of tf.train.Examples."""
+    text_emb = embed_texts([example_text(e) for e in examples], cache)
+    images = [
+        first_bytes(e, features.IMAGE) if first_int(e, features.HAS_IMAGE) else b"" for e in examples
+    ]
+    image_emb, ok = embed_images(images, cache)
+    return text_emb, image_emb, ok
+
+
 def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -> list:
     """Copies of `examples` (tf.train.Example) with `text_embedding` [512] and
     `image_embedding` [1280] float features; `has_image` becomes 0 where the photo is
@@ -480,11 +491,7 @@ def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -
     examples = list(examples)
     if not examples:
         return []
-    text_emb = embed_texts([example_text(e) for e in examples], cache)
-    images = [
-        first_bytes(e, features.IMAGE) if first_int(e, features.HAS_IMAGE) else b"" for e in examples
-    ]
-    image_emb, ok = embed_images(images, cache)
+    text_emb, image_emb, ok = _embeddings(examples, cache)
     out = []
     for k, example in enumerate(examples):
         new = tf.train.Example()
@@ -496,4 +503,57 @@ def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None) -
             feats[features.HAS_IMAGE].Clear()
             feats[features.HAS_IMAGE].int64_list.value.append(0)
         out.append(new)
+    return out
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative int."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _request_parts() -> tuple[bytes, bytes, bytes]:
+    """(the map entry of `text_embedding` up to its 512 floats, the map entry of
+    `image_embedding` up to its 1280 floats, the map entry `has_image` = 0), each as
+    protobuf serializes it inside a tf.train.Features."""
+    import tensorflow as tf
+
+    def entry(name: str, feature) -> bytes:
+        return tf.train.Features(feature={name: feature}).SerializeToString()
+
+    text = entry(features.TEXT_EMBEDDING, tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * TEXT_DIM)))
+    image = entry(features.IMAGE_EMBEDDING, tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * IMAGE_DIM)))
+    no_image = entry(features.HAS_IMAGE, tf.train.Feature(int64_list=tf.train.Int64List(value=[0])))
+    return text[:len(text) - 4 * TEXT_DIM], image[:len(image) - 4 * IMAGE_DIM], no_image
+
+
+def embedded_requests(examples: Sequence, cache: Optional[EmbeddingCache] = None) -> list[bytes]:
+    """`embed_examples(examples, cache)`, serialized, made without copying the examples.
+
+    Each request is the example's bytes followed by a second `features` field holding the
+    two embeddings (and `has_image` 0 where the photo is not usable). A protobuf parser,
+    and TensorFlow's `parse_example`, merge the two, a later entry of a name replacing an
+    earlier one, so the request reads as `embed_examples` builds it (tests/test_encoders.py).
+    `categorize` sends these: copying each example, setting its float fields through the
+    message and serializing the whole again cost more Python time per text-only row than
+    building the rest of the request (BENCHMARKS.md, "`categorize` throughput")."""
+    examples = list(examples)
+    if not examples:
+        return []
+    text_emb, image_emb, ok = _embeddings(examples, cache)
+    text_head, image_head, no_image = _request_parts()
+    zero_image = image_head + bytes(4 * IMAGE_DIM)
+    text_emb = np.ascontiguousarray(text_emb, dtype="<f4")
+    image_emb = np.ascontiguousarray(image_emb, dtype="<f4")
+    out = []
+    for k, example in enumerate(examples):
+        extra = b"".join((text_head, text_emb[k].tobytes(),
+                          image_head + image_emb[k].tobytes() if ok[k] else zero_image + no_image))
+        # b"\x0a": Example field 1 (`features`), length-delimited
+        out.append(b"".join((example.SerializeToString(), b"\x0a", _varint(len(extra)), extra)))
     return out
