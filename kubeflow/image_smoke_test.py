@@ -182,7 +182,7 @@ def check_encoders() -> str:
     image, ok = encoders.ImageEncoder().encode([photo.getvalue()])
     if image.shape != (1, encoders.IMAGE_DIM) or not ok.all() or not np.isfinite(image).all() or not image.any():
         raise RuntimeError(f"image encoder gave shape {image.shape}, ok {ok.tolist()}")
-    text = encoders.TextEncoder(workers=1).encode(["Men Navy Blue Cotton Shirt"])
+    text = encoders.TextEncoder().encode(["Men Navy Blue Cotton Shirt"])
     if text.shape != (1, encoders.TEXT_DIM) or not np.isfinite(text).all():
         raise RuntimeError(f"text encoder gave shape {text.shape}")
     return f"image encoder {image.shape[1]}-d on a generated JPEG, text encoder {text.shape[1]}-d"

@@ -77,14 +77,6 @@ def test_a_product_without_text_gets_a_zero_text_embedding(tmp_path):
     again = encoders.embed_texts(["", "Blue denim jacket"], cache)  # second call: from the cache
     assert np.all(again[0] == 0) and np.array_equal(again[1], emb[0])
 
-def test_concurrent_text_workers_give_the_same_embeddings_in_order():
-    titles = [f"{colour} {article} number {i}" for i, (colour, article) in enumerate(
-        (c, a) for c in ("Red", "Navy", "Olive", "Black", "White") for a in ("Shirt", "Kurta", "Watch", "Heels"))]
-    one = encoders.TextEncoder(batch_size=3, workers=1).encode(titles)
-    two = encoders.TextEncoder(batch_size=3, workers=2).encode(titles)  # 7 batches over 2 threads
-    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
-
-
 def test_embedding_features_hold_exactly_the_embeddings():
     """`set_float_feature` writes the floats through their serialized form; the result must
     be the same Feature, to the byte, as the one protobuf builds from the values."""
@@ -193,3 +185,46 @@ def test_photos_of_one_article_type_are_closer_than_across_master_categories():
                 elif ki[0] != kj[0]:
                     different.append(sims[i, j])
     assert np.mean(same) > np.mean(different) + 0.05, (np.mean(same), np.mean(different))
+
+
+def test_embedded_requests_parse_as_the_embedded_examples():
+    """`categorize`'s requests (the example's bytes + a second `features` field) read, in
+    protobuf and in TensorFlow's parser the serving signature uses, as `embed_examples`'
+    copies: text only, a usable photo, an undecodable photo (has_image set back to 0)."""
+    import tensorflow as tf
+
+    def example(title: str, image: bytes, has_image: int):
+        ex = tf.train.Example()
+        feats = ex.features.feature
+        feats["title"].bytes_list.value.append(title.encode())
+        feats["image"].bytes_list.value.append(image)
+        feats["has_image"].int64_list.value.append(has_image)
+        return ex
+
+    examples = [example("Blue denim jacket", b"", 0),
+                example("Red shirt", _encoded("RGB", "JPEG", (200, 10, 10)), 1),
+                example("Broken photo watch", b"\x89PNG broken", 1),
+                example("", b"", 0)]
+    built = encoders.embed_examples(examples)
+    requests = encoders.embedded_requests(examples)
+    assert [tf.train.Example.FromString(r) for r in requests] == built
+    spec = {"title": tf.io.FixedLenFeature([], tf.string),
+            "has_image": tf.io.FixedLenFeature([], tf.int64),
+            "text_embedding": tf.io.FixedLenFeature([encoders.TEXT_DIM], tf.float32),
+            "image_embedding": tf.io.FixedLenFeature([encoders.IMAGE_DIM], tf.float32)}
+    ours = tf.io.parse_example(tf.constant(requests), spec)
+    theirs = tf.io.parse_example(tf.constant([b.SerializeToString() for b in built]), spec)
+    for name in spec:
+        np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy())
+    assert ours["has_image"].numpy().tolist() == [0, 1, 0, 0]
+    assert np.abs(ours["image_embedding"].numpy()[1]).sum() > 0 and np.abs(ours["text_embedding"].numpy()[0]).sum() > 0
+    assert encoders.embedded_requests([]) == []
+    # With a word mapper (a model trained with one), the requests carry the mapped title too.
+    from schema.encoders.word_mapper import WordMapper
+
+    mapper = WordMapper.fit(["blue denim jacket", "red shirt", "watch"], threshold=0.0)
+    with_mapper = encoders.embedded_requests(examples, mapper=mapper)
+    assert [tf.train.Example.FromString(r) for r in with_mapper] == encoders.embed_examples(examples, mapper=mapper)
+    mapped = [tf.train.Example.FromString(r).features.feature["title_mapped"].bytes_list.value[0].decode()
+              for r in with_mapper]
+    assert mapped[0] == "blue denim jacket" and all(w in mapper.vocabulary for w in mapped[2].split())

