@@ -418,14 +418,23 @@ def bench_multilingual(multi_dir: Path, spec_name: str, model: TrainedModel, tfi
 
 
 # ---- report --------------------------------------------------------------------------
+def leaf_interval(m: dict) -> str:
+    """Leaf accuracy with its exact 95% interval (Clopper-Pearson, evaluator/stats.py, the
+    intervals the pipeline's own evaluation reports): rows within each other's intervals
+    are not told apart by this many products."""
+    from evaluator.stats import clopper_pearson
+
+    return clopper_pearson(round(m["leaf_accuracy"] * m["n"]), m["n"], 0.95).text(3)
+
+
 def _table(rows: dict[str, dict], depth: int) -> list[str]:
     # Leaf accuracy also as a count of products: close calls are decided by a handful.
     head = (["model", "products"] + [f"level {k} acc." for k in range(1, depth + 1)]
-            + ["leaf acc.", "leaf right", "hF1"])
+            + ["leaf acc.", "leaf acc. [95% CI]", "leaf right", "hF1"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in rows.items():
         cells = [name, f"{int(m['n']):,}"] + [f"{m[f'accuracy_level_{k}']:.3f}" for k in range(1, depth + 1)]
-        cells += [f"{m['leaf_accuracy']:.4f}", f"{round(m['leaf_accuracy'] * m['n']):,}",
+        cells += [f"{m['leaf_accuracy']:.4f}", leaf_interval(m), f"{round(m['leaf_accuracy'] * m['n']):,}",
                   f"{m['hierarchical_f1']:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -440,11 +449,11 @@ def render(results: list[dict]) -> str:
         if r["photo_rows"]:
             lines += ["Eval products with a photo:", ""] + _table(r["photo_rows"], r["depth"]) + [""]
         if r["multilingual"]:
-            lines += ["Hand-translated titles (no photo), trained on English only; leaf accuracy / hF1:", ""]
+            lines += ["Hand-translated titles (no photo), trained on English only; leaf accuracy [95% CI] / hF1:", ""]
             langs = [k for k in next(iter(r["multilingual"].values())) if k != "all"]
             lines += ["| model | " + " | ".join(langs) + " | all |", "|---|" + "---|" * (len(langs) + 1)]
             for name, by_lang in r["multilingual"].items():
-                cells = [f"{by_lang[g]['leaf_accuracy']:.3f} / {by_lang[g]['hierarchical_f1']:.4f}"
+                cells = [f"{leaf_interval(by_lang[g])} / {by_lang[g]['hierarchical_f1']:.4f}"
                          for g in langs + ["all"]]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")

@@ -33,3 +33,15 @@ def test_mixture_weights_the_model_and_the_regression():
     assert acc == {0.0: 0.5, 0.5: 1.0, 1.0: 0.5}
     # A product no model can be right about (None) counts as wrong under every weight.
     assert mixture_accuracies(beam_paths[:1], beam_probs[:1], classes, lr_probs[:1], [None], top=3)[1.0] == 0.0
+
+
+def test_quality_rows_carry_the_exact_interval_of_their_leaf_accuracy():
+    """bench/quality.py's rows: the interval is Clopper-Pearson's for (right, products), so
+    two models a handful of products apart are shown to overlap."""
+    from bench.quality import _table, leaf_interval
+
+    assert leaf_interval({"leaf_accuracy": 0.71, "n": 100}) == "0.710 [0.611, 0.796]"
+    assert leaf_interval({"leaf_accuracy": 1.0, "n": 20}).endswith("[0.832, 1.000]")
+    row = {"n": 3621, "accuracy_level_1": 0.998, "leaf_accuracy": 3515 / 3621, "hierarchical_f1": 0.9852}
+    line = _table({"TF-IDF": row}, 1)[2]
+    assert "| 0.9707 | 0.971 [0.965, 0.976] | 3,515 |" in line
