@@ -29,6 +29,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from schema.encoders.onnx_graph import OnnxGraph
+
 IMAGE_SIZE = 224
 FEATURES = 1280
 BN_EPS = 1e-3
@@ -73,31 +75,11 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-class _GraphBuilder:
+class _GraphBuilder(OnnxGraph):
     def __init__(self, weights: dict[str, np.ndarray]):
+        super().__init__()
         self.weights = weights
         self.used: set[str] = set()
-        self.nodes: list = []
-        self.initializers: list = []
-        self._count = 0
-
-    def name(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}_{self._count}"
-
-    def constant(self, prefix: str, value: np.ndarray) -> str:
-        from onnx import numpy_helper
-
-        name = self.name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], **attrs) -> str:
-        from onnx import helper
-
-        out = self.name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
 
     def weight(self, key: str, shape: tuple) -> np.ndarray:
         if key not in self.weights:

