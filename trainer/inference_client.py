@@ -81,10 +81,8 @@ class Categorizer:
         from schema.encoders import word_mapper
 
         path = Path(self.model_dir) / "assets.extra" / word_mapper.FILE_NAME
-        if not path.exists():
-            return None
         try:
-            return word_mapper.WordMapper.load(str(path))
+            return word_mapper.load_optional(str(path))
         except Exception as err:  # noqa: BLE001 - a damaged asset: one clear error, no traceback
             raise CategorizeError(f"cannot load the model {self.model_dir}: its word mapper {path} is "
                                   f"unreadable ({err}); push the model again") from err
