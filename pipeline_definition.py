@@ -11,7 +11,9 @@ import os
 # Keras 2 (tf_keras) for TFMA 0.47 and MultiWorkerMirroredStrategy; before any TF import.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from schema.config import INCUMBENT_LATEST_BLESSED, INCUMBENT_LATEST_PUSHED, PipelineConfig  # noqa: E402
+from schema.config import (  # noqa: E402
+    INCUMBENT_EARLIER_BLESSED, INCUMBENT_LATEST_BLESSED, INCUMBENT_LATEST_PUSHED, PipelineConfig,
+)
 
 
 def create_pipeline(config: PipelineConfig):
@@ -27,6 +29,7 @@ def create_pipeline(config: PipelineConfig):
     from tfx.types import Channel, standard_artifacts
 
     from components.baseline_selector.component import BaselineSelector
+    from components.baseline_selector.incumbent_strategy import LatestBlessedOtherThanCandidateStrategy
     from components.catalog_example_gen.component import CatalogExampleGen
     from components.code_version import stamp_code_versions
     from components.embedder.component import Embedder
@@ -110,12 +113,20 @@ def create_pipeline(config: PipelineConfig):
 
     model_trainer = trainer(bag_of_words=False)
     bag_of_words_trainer = trainer(bag_of_words=True).with_id("BagOfWordsTrainer")
-    # The incumbent: the model the candidate must beat. Where the orchestrator answers
-    # TFX resolver queries (LocalDagRunner, Vertex AI), the latest blessed model in ML
-    # Metadata; on open-source KFP, which runs no resolver, the newest complete pushed
-    # version, found the way `categorize` finds it.
+    # The incumbent: the model the candidate must beat (schema/config.py, INCUMBENT_*).
+    # LocalDagRunner: the latest blessed model in ML Metadata other than the candidate, so
+    # an unchanged re-run is served from the cache; Vertex AI: the latest blessed model
+    # (TFX's built-in strategy); open-source KFP, which runs no resolver: the newest
+    # complete pushed version, found the way `categorize` finds it.
     latest_blessed = None
-    if config.incumbent_source == INCUMBENT_LATEST_BLESSED:
+    if config.incumbent_source == INCUMBENT_EARLIER_BLESSED:
+        latest_blessed = resolver.Resolver(
+            strategy_class=LatestBlessedOtherThanCandidateStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+            candidate=model_trainer.outputs["model"],
+        ).with_id("latest_blessed_model_resolver")
+    elif config.incumbent_source == INCUMBENT_LATEST_BLESSED:
         latest_blessed = resolver.Resolver(
             strategy_class=LatestBlessedModelStrategy,
             model=Channel(type=standard_artifacts.Model),

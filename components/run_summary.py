@@ -10,8 +10,11 @@ import os
 from typing import Any
 
 from schema.config import PipelineConfig
+from components.run_status import list_runs
 from schema.mlmd import newest, open_store, prop
 
+PUSHER_NODE = "SafePusher"  # the pusher's node id in pipeline_definition.py
+RESOLVER_SUFFIX = "_resolver"  # resolver nodes resolve inputs in every run; they do no work
 
 def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """{model name: {metric: value}} for the overall slice."""
@@ -132,8 +135,19 @@ def print_summary(config: PipelineConfig) -> dict[str, Any]:
                 print(line)
     if summary["baseline"]:
         print(f"baseline: {summary['baseline']} model ({prop(baseline, 'source_uri', '')})")
+    # What this run did itself: a re-run on unchanged data gets every output from the cache,
+    # so the blessing and the push shown are an earlier run's.
+    runs = list_runs(store, config.pipeline_name)
+    this_run = runs[-1] if runs else {"executed": [], "cached": []}
+    summary["cached"] = sorted(this_run["cached"])
+    summary["executed"] = sorted(this_run["executed"])
+    worked = [node for node in this_run["executed"] if not node.endswith(RESOLVER_SUFFIX)]
+    if this_run["cached"] and not worked:
+        print("nothing new: every component was served from the cache (this data, settings and code ran before)")
+    pushed_earlier = summary["pushed"] and PUSHER_NODE in this_run["cached"]
     print(f"blessed: {summary['blessed']}   pushed: {summary['pushed']}"
-          + (f" -> {summary['pushed_to']}" if summary["pushed"] else ""))
+          + (f" -> {summary['pushed_to']}" if summary["pushed"] else "")
+          + (" (pushed by an earlier run)" if pushed_earlier else ""))
     report = newest(store, "ReviewReport")
     if report is not None:
         summary["report"] = prop(report, "report_path", "")

@@ -24,12 +24,16 @@ BEAM_MODES = {
 }
 DEFAULT_BEAM_ARGS = BEAM_MODES["in_memory"]
 
-# Where the incumbent (the model a candidate must beat) comes from: the latest blessed
-# model in ML Metadata (a TFX resolver: LocalDagRunner, Vertex AI Pipelines), or the newest
-# complete version pushed to the serving dir (open-source KFP, which runs no resolver).
+# Where the incumbent (the model a candidate must beat) comes from:
+# - the latest blessed model in ML Metadata other than this run's candidate (LocalDagRunner:
+#   a re-run on unchanged data then repeats the first run's comparison, from the cache);
+# - the latest blessed model (Vertex AI Pipelines, which runs only TFX's built-in resolver
+#   strategies: after a push, an unchanged re-run compares the candidate with itself);
+# - the newest complete version pushed to the serving dir (open-source KFP, no resolver).
+INCUMBENT_EARLIER_BLESSED = "earlier_blessed"
 INCUMBENT_LATEST_BLESSED = "latest_blessed"
 INCUMBENT_LATEST_PUSHED = "latest_pushed"
-INCUMBENT_SOURCES = (INCUMBENT_LATEST_BLESSED, INCUMBENT_LATEST_PUSHED)
+INCUMBENT_SOURCES = (INCUMBENT_EARLIER_BLESSED, INCUMBENT_LATEST_BLESSED, INCUMBENT_LATEST_PUSHED)
 
 
 class GateError(ValueError):
@@ -84,7 +88,7 @@ class PipelineConfig:
     target_precision: float = 0.95  # smart thresholding on the calibration split; 0 = off
     shuffle_labels: bool = False  # trains a deliberately broken candidate (gating tests)
     enable_cache: bool = True
-    incumbent_source: str = INCUMBENT_LATEST_BLESSED
+    incumbent_source: str = INCUMBENT_EARLIER_BLESSED
     # Embedder: multilingual text and image embeddings as extra model inputs.
     embeddings: bool = True
     embedding_cache_dir: Optional[str] = None  # None: <project>/.cache/embeddings; "": no cache

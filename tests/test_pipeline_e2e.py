@@ -262,15 +262,26 @@ def test_categorize_unseen_rows(fashion_run, tmp_path):
     assert node_precision(kept) >= node_precision(predicted) - 0.02
 
 
-def test_unchanged_rerun_is_compared_with_the_first_model_and_not_pushed_again(fashion_run, tmp_path, capsys):
-    """`make run` twice: the second run reuses every cached artifact, compares its model
-    with the one it pushed first, and a tie is not a win."""
-    catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
+def test_unchanged_rerun_is_served_from_the_cache_and_not_pushed_again(fashion_run, tmp_path, capsys):
+    """`make run` twice: the candidate is the first run's model, from the cache, and the
+    incumbent is the one the first run compared it with, not the candidate itself (which
+    the first run pushed). So the second run repeats no work: every component, the
+    Evaluator and the pusher included, is served from the cache, and nothing is pushed."""
+    from schema.mlmd import open_store
+    from components.run_status import list_runs
+
+    catalog, root, _, _ = _copy_of(fashion_run, tmp_path)
+    serving = fashion_run.serving  # the pusher's destination is part of its cache key
     before = _versions(serving, "fashion")
     _run(catalog, "fashion", root, serving)
     out = capsys.readouterr().out
-    assert "baseline: latest_blessed model" in out
-    assert "blessed: False" in out and "no significant win on Overall" in out
+    first, second = list_runs(open_store(str(root / "metadata.sqlite")), "categorize-fashion")
+    executed = set(first["executed"]) - {"latest_blessed_model_resolver"}
+    assert {"TaxonomyTrainer", "Evaluator", "SafePusher"} <= executed
+    assert executed <= set(second["cached"]), sorted(executed - set(second["cached"]))
+    assert set(second["executed"]) <= {"latest_blessed_model_resolver"}
+    assert "every component was served from the cache" in out
+    assert "pushed by an earlier run" in out
     assert _versions(serving, "fashion") == before
 
 
