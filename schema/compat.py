@@ -25,6 +25,8 @@ The workarounds:
 - `one_package_scan`: google-api-core's Python-version check scans every installed
   package's metadata once per Google package imported; one scan per process instead
   (pipeline.py, before TFX is imported).
+- `keras_code_unconverted`: TensorFlow 2.16's AutoGraph leaves `keras` code alone but not
+  `tf_keras`, the same Keras 2 under another name (trainer/run.py).
 
 This is the bottom layer: it imports no project module, and each library only inside
 the function that needs it.
@@ -294,6 +296,29 @@ def one_package_scan() -> None:
     require("google-api-core", _PACKAGE_SCAN)
     if not hasattr(metadata.packages_distributions, "cache_info"):
         metadata.packages_distributions = functools.lru_cache(maxsize=1)(metadata.packages_distributions)
+
+
+# --- AutoGraph and tf_keras ------------------------------------------------------------
+
+_KERAS_UNCONVERTED = "AutoGraph leaves tf_keras code unconverted, as it does keras code"
+
+
+def keras_code_unconverted() -> None:
+    """TensorFlow 2.16's AutoGraph has a rule not to convert `keras` code, which is written
+    to run as it is inside a `tf.function`, but Keras 2 now lives in `tf_keras`, which no
+    rule names. So the first call of every Keras train, test and predict function re-parses
+    and rewrites the Python source of Keras' whole fit loop, optimizer, losses and metrics:
+    seconds to tens of seconds before a model's first batch (BENCHMARKS.md, Pipeline scale).
+    This adds the same rule for `tf_keras`, in front of the others; the project's own code
+    is still converted. It relies on AutoGraph reading `config.CONVERSION_RULES` at each
+    conversion, which tests/test_compat.py checks."""
+    require("tensorflow", _KERAS_UNCONVERTED)
+    require("tf_keras", _KERAS_UNCONVERTED)
+    from tensorflow.python.autograph.core import config, config_lib
+
+    rules = _require_attribute(config, "CONVERSION_RULES", _KERAS_UNCONVERTED)
+    if not any(isinstance(r, config_lib.DoNotConvert) and r.matches("tf_keras") for r in rules):
+        config.CONVERSION_RULES = (config_lib.DoNotConvert("tf_keras"),) + tuple(rules)
 
 
 # --- A TFX executor's run id and the pipeline root ------------------------------------

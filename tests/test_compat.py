@@ -31,6 +31,7 @@ def test_every_workaround_checks_the_release(monkeypatch):
         compat.check_tfx_component_events,
         lambda: compat.run_and_root(object(), "/root/Node/out/1"),
         compat.one_package_scan,
+        compat.keras_code_unconverted,
     ]
     for call in calls:
         with pytest.raises(compat.CompatError, match="99.0.0 is installed"):
@@ -65,6 +66,34 @@ def test_one_package_scan_serves_google_api_cores_version_checks_from_one_scan(m
     compat.one_package_scan()  # idempotent: the cached function is not wrapped again
     metadata.packages_distributions()
     assert len(scans) == 4
+
+
+def test_keras_code_unconverted_leaves_tf_keras_to_run_as_written(monkeypatch):
+    """AutoGraph converts tf_keras' fit loop until the rule is added; after it, tf_keras
+    functions are left alone, the project's own functions are still converted, and a Keras
+    model still trains inside `tf.function`."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from tensorflow.python.autograph.core import config
+    from tensorflow.python.autograph.impl import conversion
+
+    from trainer import model as project_module
+
+    # TensorFlow's own rules (another test's run_fn may have added ours); restored afterwards.
+    monkeypatch.setattr(config, "CONVERSION_RULES",
+                        tuple(r for r in config.CONVERSION_RULES if not r.matches("tf_keras")))
+    train_step = keras.Model.train_step
+    assert not conversion.is_allowlisted(train_step)  # TF 2.16 on its own: converted
+    compat.keras_code_unconverted()
+    compat.keras_code_unconverted()  # idempotent: the rule is added once
+    assert sum("tf_keras" in str(r) for r in config.CONVERSION_RULES) == 1
+    assert conversion.is_allowlisted(train_step)
+    assert not conversion.is_allowlisted(project_module.build_model)
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer="adam", loss="mse")
+    x = tf.random.stateless_normal((16, 3), seed=(1, 2))
+    history = model.fit(x, tf.zeros((16, 2)), epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
 
 
 def test_kfp_titles_for_project_types_and_the_compiler_restored():

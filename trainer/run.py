@@ -117,6 +117,10 @@ def run_fn(fn_args: Any) -> None:
     strategy = distribution.make_strategy()
 
     import tensorflow as tf
+
+    from schema import compat
+
+    compat.keras_code_unconverted()  # the first batch, validation and export trace Keras unconverted
     import tensorflow_transform as tft
     import tf_keras as keras
 
