@@ -39,13 +39,13 @@ def run_local(config: PipelineConfig, verbose: bool = False) -> None:
     from components.run_console import console
 
     with console(verbose, on_component_end=process_memory.release_freed_memory):
-        from tfx import v1 as tfx
+        from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
         from components.run_summary import print_summary
 
         print(f"Running pipeline {config.pipeline_name} on {config.catalog_dir}", flush=True)
         print(f"  pipeline root: {config.pipeline_root}", flush=True)
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        LocalDagRunner().run(create_pipeline(config))
         print_summary(config)
 
 

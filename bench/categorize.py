@@ -190,6 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           "|---|---|---|---|---|---|")
     for name, label in (("text", "categorize, text only"), ("photo", "categorize, with photos")):
         c = results[name]
+        if not c["rows"]:  # --photo-rows 0 or --text-rows 0: that row was not run
+            continue
         print(f"| {label} | {c['rows']:,} | {c['seconds']:.1f} | {c['rows'] / c['seconds']:,.0f} | {cpu[name]:.1f} | "
               f"{1000 * cpu[name] / c['rows']:.2f} |")
     if not args.no_tfidf:
