@@ -46,7 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from schema import features  # noqa: E402
+from schema import features, serving_layout  # noqa: E402
 
 CATALOGS = {  # spec name -> catalog folder under ../shared/datasets
     "fashion": "fashion",
@@ -188,7 +188,7 @@ class TrainedModel:
 
         self._serve = tf.saved_model.load(model_dir).signatures["serving_default"]
         # The word mapper exported with the model, as `categorize` loads it (None: none).
-        self.word_mapper = word_mapper.load_optional(os.path.join(model_dir, "assets.extra", word_mapper.FILE_NAME))
+        self.word_mapper = word_mapper.load_optional(os.path.join(model_dir, serving_layout.ASSETS_EXTRA, word_mapper.FILE_NAME))
 
     def predict(self, examples: Sequence, batch: int = 512) -> list[str]:
         import tensorflow as tf

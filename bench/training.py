@@ -26,12 +26,13 @@ from schema.config import DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
 
 def newest_model_info(root: Path) -> dict:
+    from schema import serving_layout
     from schema.mlmd import newest, open_store
     from schema.config import PipelineConfig
 
     store = open_store(PipelineConfig.local(".", "fashion", pipeline_root=str(root)).metadata_path)
     model = newest(store, "Model", producer="TaxonomyTrainer")
-    return json.loads((Path(model.uri) / "Format-Serving" / "assets.extra" / "model_info.json").read_text())
+    return json.loads((Path(model.uri) / "Format-Serving" / serving_layout.ASSETS_EXTRA / "model_info.json").read_text())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

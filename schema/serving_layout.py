@@ -2,6 +2,8 @@
 
     <serving_dir>/<spec>/<version>/             a pushed SavedModel; <version> is a number
     <serving_dir>/<spec>/<version>/_COMPLETE    written last: the version's file manifest
+    <model>/assets.extra/                       beside the SavedModel: taxonomy.json,
+                                                thresholds.json, model_info.json, word_mapper.npz
     <serving_dir>/<spec>/.incoming-<version>/   a push being staged (renamed into place)
     <serving_dir>/<spec>/                       flock-ed by a local push while it runs
 
@@ -28,6 +30,7 @@ from typing import Iterator, Optional, Union
 INCOMING_PREFIX = ".incoming-"
 COMPLETE_MARKER = "_COMPLETE"
 SAVED_MODEL_PB = "saved_model.pb"
+ASSETS_EXTRA = "assets.extra"  # the files a model carries beside its SavedModel (trainer/export.py)
 DEFAULT_KEEP_VERSIONS = 3
 
 PathLike = Union[str, os.PathLike]

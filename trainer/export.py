@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from schema import compat, features
+from schema import compat, features, serving_layout
 from schema.encoders import word_mapper
 from schema.taxonomy import Taxonomy
 from trainer.model import Classifier, class_tables, decode_outputs, threshold_tables
@@ -95,7 +95,7 @@ def export_serving_model(
     drop_training_state(model)
     module = ServingModule(model, tft_output, taxonomy, thresholds, beam_width)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
-    assets = os.path.join(export_dir, "assets.extra")
+    assets = os.path.join(export_dir, serving_layout.ASSETS_EXTRA)
     tf.io.gfile.makedirs(assets)
     for name, payload in (
         (ASSETS_TAXONOMY, taxonomy.to_dict()),
@@ -109,5 +109,5 @@ def export_serving_model(
 
 
 def read_asset(model_dir: str, name: str) -> Any:
-    with tf.io.gfile.GFile(os.path.join(model_dir, "assets.extra", name)) as handle:
+    with tf.io.gfile.GFile(os.path.join(model_dir, serving_layout.ASSETS_EXTRA, name)) as handle:
         return json.loads(handle.read())

@@ -44,7 +44,7 @@ DEFAULT_SMOKE_ROWS = 32
 INCOMING_PREFIX = serving_layout.INCOMING_PREFIX
 COMPLETE_MARKER = serving_layout.COMPLETE_MARKER
 SAVED_MODEL_PB = serving_layout.SAVED_MODEL_PB
-ASSETS = "assets.extra"
+ASSETS = serving_layout.ASSETS_EXTRA
 
 
 # ---- infra check ------------------------------------------------------------------------
