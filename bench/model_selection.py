@@ -6,7 +6,8 @@
 Reads the Transform output of the newest pipeline run under pipelines/<catalog> (train
 and calibration splits), trains the hierarchical model once per variant (a variant is a
 JSON dict of ModelPreset fields over the `default` preset) on the train split only (its
-n-gram tables then reduced as the Trainer exports them, where `compact_tables`), and
+n-gram tables holding only the train split's rows, float16 after training, as the Trainer
+builds and exports them, where `compact_tables`), and
 reports leaf accuracy of the decoded path on the calibration split, never on eval (a
 product whose category is not in the taxonomy counts as wrong, as in the pipeline's
 metrics), as:
@@ -295,7 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         weights = {f"level_{k}": train[features.label_mask_feature(k)].numpy() for k in range(1, depth + 1)}
         ds = tf.data.Dataset.from_tensor_slices((train, labels, weights)).shuffle(n_train, seed=7).repeat()
         ds = ds.batch(preset.batch_size)
-        model = build_model(taxonomy, preset, embedding_features=embedding_features)
+        seen = np.unique(train[features.TEXT_TOKENS].values.numpy())  # as the Trainer, tables of these rows
+        model = build_model(taxonomy, preset, embedding_features=embedding_features, seen_ids=seen)
         compile_model(model, preset, depth, total_steps=preset.epochs * steps, metrics=False)
         t0 = time.time()
         model.fit(ds, epochs=preset.epochs, steps_per_epoch=steps, verbose=0)
@@ -303,7 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if preset.compact_tables:  # scored as the Trainer exports it
             from trainer.model import keep_seen_ngram_rows
 
-            keep_seen_ngram_rows(model, np.unique(train[features.TEXT_TOKENS].values.numpy()))
+            keep_seen_ngram_rows(model, seen)
         row = {"full": leaf_accuracy(model, calib, preset.beam_width, per_level=True)}
         if features.TEXT_EMBEDDING in calib:
             row["sentence-embedding only"] = leaf_accuracy(model, blank(calib, ngrams=True, image=True),

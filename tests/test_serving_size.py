@@ -82,6 +82,69 @@ def test_kept_rows_decode_as_the_full_tables_and_unseen_ngrams_add_nothing():
         keep_seen_ngram_rows(model, seen)
 
 
+def test_tables_of_the_seen_rows_compute_and_learn_what_the_full_tables_do():
+    """A model built on the train split's n-gram ids (the Trainer's, with `compact_tables`)
+    holds one row per seen id and a zero row: given the full model's weights, it decodes
+    the same, one training step moves its rows as the full model's (LazyAdam, no dropout),
+    its zero row stays zero, and the export's reduction only stores it in float16."""
+    from trainer.optimizers import make_optimizer, members_cross_entropy
+
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), members=2, ngram_init_scale=0.5, dropout=0.0,
+                                 modality_dropout=0.0, ngram_dropout=0.0)
+    rng = np.random.default_rng(0)
+    seen = rng.choice(preset.hash_buckets, 300, replace=False)
+    inputs = _titles(rng, 32, seen)
+    labels = {k: tf.constant(rng.integers(0, tax.num_classes(k), 32), tf.int64) for k in range(1, tax.depth + 1)}
+    inputs.update({features.label_id_feature(k): v for k, v in labels.items()})
+    full, compact = build_model(tax, preset), build_model(tax, preset, seen_ids=seen)
+    assert build_model(tax, dataclasses.replace(preset, compact_tables=False), seen_ids=seen).members[0].bag.kept_ids \
+        is None  # without compact_tables the rows are not reduced
+    for model in (full, compact):
+        model.beam_search(inputs, preset.beam_width)  # builds the tables
+    full_tables, compact_tables = ngram_tables(full), ngram_tables(compact)
+    for f, c in zip(full_tables, compact_tables):
+        kept = c.kept_ids.numpy()
+        np.testing.assert_array_equal(kept, np.unique(seen % c.buckets))
+        assert c.table.shape[0] == kept.size + 1 and not c.table.numpy()[-1].any()
+        c.table.assign(np.concatenate([f.table.numpy()[kept], np.zeros((1, c.dim), np.float32)]))
+    for f, c in zip(full.trainable_weights, compact.trainable_weights):
+        if f.shape == c.shape:
+            c.assign(f)
+    want_ids, want_conf = full.beam_search(inputs, preset.beam_width)
+    got_ids, got_conf = compact.beam_search(inputs, preset.beam_width)
+    np.testing.assert_array_equal(got_ids.numpy(), want_ids.numpy())
+    np.testing.assert_allclose(got_conf.numpy(), want_conf.numpy(), rtol=1e-4, atol=1e-6)
+
+    before = [c.table.numpy() for c in compact_tables]
+    for model in (full, compact):
+        optimizer = make_optimizer(preset, total_steps=10)
+        with tf.GradientTape() as tape:
+            out = model(inputs, training=True)
+            loss = sum(tf.reduce_mean(members_cross_entropy(labels[k], out[f"level_{k}"])) for k in labels)
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+    for f, c, start in zip(full_tables, compact_tables, before):
+        kept = c.kept_ids.numpy()
+        assert np.abs(c.table.numpy() - start).max() > 1e-4  # the step moved the rows
+        np.testing.assert_allclose(c.table.numpy()[:-1], f.table.numpy()[kept], rtol=1e-4, atol=1e-6)
+        assert not c.table.numpy()[-1].any()
+    for f, c in zip(full.trainable_weights, compact.trainable_weights):
+        if f.shape == c.shape:
+            np.testing.assert_allclose(c.numpy(), f.numpy(), rtol=1e-4, atol=1e-6)
+
+    trained = [c.table.numpy() for c in compact_tables]
+    with np.testing.assert_raises(ValueError):  # the rows it was built on, no others
+        keep_seen_ngram_rows(compact, seen[:-1])
+    keep_seen_ngram_rows(compact, seen)
+    for c, table in zip(ngram_tables(compact), trained):
+        assert c.table.dtype == tf.float16 and not c.table.trainable
+        np.testing.assert_allclose(c.table.numpy(), table, rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(compact.beam_search(inputs, preset.beam_width)[0].numpy(),
+                                  full.beam_search(inputs, preset.beam_width)[0].numpy())
+    with np.testing.assert_raises(ValueError):
+        keep_seen_ngram_rows(compact, seen)
+
+
 def _flipkart_shaped_taxonomy() -> Taxonomy:
     """827 classes over three levels (with STOP), as the flipkart taxonomy has."""
     paths = []

@@ -37,17 +37,21 @@ def _present(x: tf.Tensor) -> tf.Tensor:
 class HashedBag(keras.layers.Layer):
     """Learned embeddings of hashed n-gram ids, pooled (fastText-style)."""
 
-    def __init__(self, buckets: int, dim: int, init_scale: float = 0.05, lr_multiplier: float = 1.0, **kwargs):
+    def __init__(self, buckets: int, dim: int, init_scale: float = 0.05, lr_multiplier: float = 1.0,
+                 rows: np.ndarray | None = None, **kwargs):
+        """`rows`: the n-gram ids (of `buckets`) the table holds, one trainable row each, plus
+        one zero row that every other id reads; None: a row per bucket."""
         super().__init__(**kwargs)
         self.buckets = buckets
         self.dim = dim
         self.init_scale = init_scale
+        self._rows = None if rows is None else _bucket_ids(rows, buckets, self.name)
         # Adam moves every touched row by about the learning rate per step, so an n-gram
         # seen in a handful of titles barely leaves its initial value in a few epochs. The
         # table is stored divided by this factor and multiplied back on lookup: the same
         # function, with rare n-grams learning `lr_multiplier` times faster.
         self.lr_multiplier = lr_multiplier
-        self.kept_ids = None  # set by keep_rows: the sorted n-gram ids whose rows the table holds
+        self.kept_ids = None  # set by build (`rows`) or keep_rows: the sorted n-gram ids whose rows the table holds
 
     def build(self, input_shape):
         # A tiny init_scale: an n-gram never seen in training adds next to nothing, so a
@@ -56,7 +60,18 @@ class HashedBag(keras.layers.Layer):
         # zeros to its ReLU layer and get no gradient at all.
         scale = self.init_scale / self.lr_multiplier
         initializer = keras.initializers.RandomUniform(-scale, scale) if scale > 0 else keras.initializers.Zeros()
-        self.table = self.add_weight(name="table", shape=(self.buckets, self.dim), initializer=initializer)
+        if self._rows is None:
+            self.table = self.add_weight(name="table", shape=(self.buckets, self.dim), initializer=initializer)
+            return
+        # Training on the rows of the train split's n-grams alone computes what the full table
+        # would for them (the other rows never move), in a fraction of its memory with Adam's
+        # two slots; the last row stays zero: no train-split n-gram reads it, so no gradient.
+        def kept_rows_and_zero_row(shape, dtype=None):
+            return tf.concat([initializer([shape[0] - 1, shape[1]], dtype), tf.zeros([1, shape[1]], dtype)], 0)
+
+        self.table = self.add_weight(name="table", shape=(self._rows.size + 1, self.dim),
+                                     initializer=kept_rows_and_zero_row)
+        self.kept_ids = tf.Variable(self._rows, trainable=False, name="kept_ids")
 
     def call(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None = None) -> tf.Tensor:
         """Weighted (TF-IDF from Transform) or plain sum over n-grams, divided by the L2 norm
@@ -69,7 +84,8 @@ class HashedBag(keras.layers.Layer):
 
     def keep_rows(self, ids: np.ndarray, dtype: tf.DType = tf.float16) -> None:
         """Shrinks the table to the rows of `ids` (the n-gram ids training saw), stored as
-        `dtype`, plus one zero row that every other id reads from then on.
+        `dtype`, plus one zero row that every other id reads from then on; a table built on
+        these rows (`rows`) is only stored as `dtype`.
 
         For the serving model: training moves only the rows of the n-grams in its batches,
         a small part of the buckets (the train split's distinct n-grams, a fraction of the
@@ -77,16 +93,20 @@ class HashedBag(keras.layers.Layer):
         unseen n-gram adds nothing (instead of its row's tiny initial value) while its
         weight still counts in the pooling's norm. Lookups cast the batch's rows to
         float32, so float16 storage changes a weight by at most one part in 2,000."""
-        if self.kept_ids is not None:
+        ids = _bucket_ids(ids, self.buckets, self.name)
+        if self.kept_ids is not None and (self._rows is None or not self.table.trainable):
             raise ValueError(f"{self.name}: the table is already reduced to its kept rows")
-        ids = np.unique(np.asarray(ids, np.int64))
-        if ids.size == 0 or ids[0] < 0 or ids[-1] >= self.buckets:
-            raise ValueError(f"{self.name}: kept ids must be a non-empty set of buckets in [0, {self.buckets})")
-        rows = tf.gather(self.table, ids).numpy()
-        table = np.concatenate([rows, np.zeros((1, self.dim), rows.dtype)]).astype(dtype.as_numpy_dtype)
-        del self.table  # Keras stops tracking the full table: an export leaves it out
+        if self.kept_ids is not None:  # built on its rows: they must be these
+            if not np.array_equal(ids, self._rows):
+                raise ValueError(f"{self.name}: the table was trained on other n-gram rows than the kept ids")
+            table = self.table.numpy().astype(dtype.as_numpy_dtype)
+        else:
+            rows = tf.gather(self.table, ids).numpy()
+            table = np.concatenate([rows, np.zeros((1, self.dim), rows.dtype)]).astype(dtype.as_numpy_dtype)
+        del self.table  # Keras stops tracking the trained table: an export leaves it out
         self.table = tf.Variable(table, trainable=False, name="table")
-        self.kept_ids = tf.Variable(ids, trainable=False, name="kept_ids")
+        if self.kept_ids is None:
+            self.kept_ids = tf.Variable(ids, trainable=False, name="kept_ids")
 
     def _pool_kept_rows(self, ids: tf.SparseTensor, weights: tf.SparseTensor | None) -> tf.Tensor:
         """The pooling of `call` over the kept rows: each n-gram's row (the zero row for an id
@@ -107,11 +127,21 @@ class HashedBag(keras.layers.Layer):
         return tf.math.divide_no_nan(summed, norm[:, None])
 
 
-def wide_table(preset: ModelPreset, columns: int) -> HashedBag:
+def _bucket_ids(ids: np.ndarray, buckets: int, name: str) -> np.ndarray:
+    """`ids` sorted and unique, checked to be a non-empty set of buckets in [0, buckets)."""
+    ids = np.unique(np.asarray(ids, np.int64))
+    if ids.size == 0 or ids[0] < 0 or ids[-1] >= buckets:
+        raise ValueError(f"{name}: kept ids must be a non-empty set of buckets in [0, {buckets})")
+    return ids
+
+
+def wide_table(preset: ModelPreset, columns: int, seen_ids: np.ndarray | None = None) -> HashedBag:
     """The wide part's table: per-class weights (`columns`: the classes of every level) of
-    the n-grams folded into `preset.wide_buckets`, starting at zero."""
+    the n-grams folded into `preset.wide_buckets`, starting at zero; with `seen_ids` (the
+    train split's n-gram ids), only the rows they fold into."""
+    rows = None if seen_ids is None else np.mod(seen_ids, preset.wide_buckets)
     return HashedBag(preset.wide_buckets, columns, init_scale=0.0, lr_multiplier=preset.wide_lr_multiplier,
-                     name="wide")
+                     rows=rows, name="wide")
 
 
 class HierarchicalClassifier(keras.Model):
@@ -119,9 +149,12 @@ class HierarchicalClassifier(keras.Model):
     the same decoding and the same export, so the two are compared like for like."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
-                 embedding_features: tuple[str, ...] = (), wide: HashedBag | None = None, **kwargs):
+                 embedding_features: tuple[str, ...] = (), wide: HashedBag | None = None,
+                 seen_ids: np.ndarray | None = None, **kwargs):
         """`wide`: a wide table shared with other members of an ensemble (`wide_table`);
-        None builds this classifier's own when the preset has a wide part."""
+        None builds this classifier's own when the preset has a wide part. `seen_ids`: the
+        train split's n-gram ids, for n-gram tables that hold only their rows (see
+        `build_model`); None: a row per bucket."""
         super().__init__(**kwargs)
         self.depth = taxonomy.depth
         self.linear = linear
@@ -132,7 +165,7 @@ class HierarchicalClassifier(keras.Model):
             self.bag = HashedBag(preset.hash_buckets, preset.token_dim, name="ngram_bag")
         else:
             self.bag = HashedBag(preset.hash_buckets, preset.token_dim, preset.ngram_init_scale,
-                                 preset.ngram_lr_multiplier, name="ngram_bag")
+                                 preset.ngram_lr_multiplier, rows=seen_ids, name="ngram_bag")
         self.sentence_features = [n for n in self.embedding_features if n != features.IMAGE_EMBEDDING]
         self.image_features = [n for n in self.embedding_features if n == features.IMAGE_EMBEDDING]
         self.norms = {name: keras.layers.LayerNormalization(name=f"{name}_norm") for name in self.embedding_features}
@@ -160,7 +193,7 @@ class HierarchicalClassifier(keras.Model):
         # narrow n-gram embedding of the deep tower has to squeeze through `token_dim`.
         self.wide = None
         if not linear and preset.wide_buckets > 0:
-            self.wide = wide if wide is not None else wide_table(preset, sum(self.num_classes))
+            self.wide = wide if wide is not None else wide_table(preset, sum(self.num_classes), seen_ids)
 
     # ---- encoder ------------------------------------------------------------------------
     def encode(self, inputs: dict, training: bool = False, wide_done: dict | None = None
@@ -302,13 +335,13 @@ class HierarchicalEnsemble(keras.Model):
     every level, and one copy per member was most of a serving model."""
 
     def __init__(self, taxonomy: Taxonomy, preset: ModelPreset, embedding_features: tuple[str, ...] = (),
-                 **kwargs):
+                 seen_ids: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         shared = None
         if preset.shared_wide and preset.wide_buckets > 0:
-            shared = wide_table(preset, sum(taxonomy.num_classes(k) for k in range(1, taxonomy.depth + 1)))
+            shared = wide_table(preset, sum(taxonomy.num_classes(k) for k in range(1, taxonomy.depth + 1)), seen_ids)
         self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features, wide=shared,
-                                               name=f"member_{i}") for i in range(preset.members)]
+                                               seen_ids=seen_ids, name=f"member_{i}") for i in range(preset.members)]
 
     def call(self, inputs: dict, training: bool = False) -> dict:
         outputs = [member(inputs, training=training) for member in self.members]
@@ -322,11 +355,20 @@ Classifier = HierarchicalClassifier | HierarchicalEnsemble  # what build_model r
 
 
 def build_model(taxonomy: Taxonomy, preset: ModelPreset, linear: bool = False,
-                embedding_features: tuple[str, ...] = ()) -> Classifier:
-    """The model a preset describes: the linear bag-of-words model, one classifier, or an ensemble."""
+                embedding_features: tuple[str, ...] = (), seen_ids: np.ndarray | None = None) -> Classifier:
+    """The model a preset describes: the linear bag-of-words model, one classifier, or an ensemble.
+
+    `seen_ids`: the hashed n-gram ids of the train split. With the preset's `compact_tables`
+    the hierarchical model's n-gram tables then hold only their rows (folded, for the wide
+    table) and a zero row for every other id, from the start: training moves no other row,
+    so this is the function of the full tables without their memory (and Adam's slots),
+    and `keep_seen_ngram_rows` later only stores them in float16. The linear model keeps a
+    row per bucket."""
+    rows = seen_ids if preset.compact_tables and not linear else None
     if linear or preset.members == 1:
-        return HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features)
-    return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features)
+        return HierarchicalClassifier(taxonomy, preset, linear=linear, embedding_features=embedding_features,
+                                      seen_ids=rows)
+    return HierarchicalEnsemble(taxonomy, preset, embedding_features=embedding_features, seen_ids=rows)
 
 
 def ngram_tables(model: Classifier) -> list[HashedBag]:
@@ -347,7 +389,7 @@ def keep_seen_ngram_rows(model: Classifier, seen_ids: np.ndarray) -> None:
     part folds them (for a bag, whose buckets are the hash buckets, folding changes
     nothing). The model then computes what it did for every n-gram training saw."""
     seen_ids = np.asarray(seen_ids, np.int64)
-    for table in ngram_tables(model):
+    for table in ngram_tables(model):  # (a table built on these rows is only cast)
         table.keep_rows(np.mod(seen_ids, table.buckets))
 
 

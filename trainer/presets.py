@@ -25,8 +25,9 @@ class ModelPreset:
     wide_buckets: int = 2**16
     wide_lr_multiplier: float = 10.0  # as ngram_lr_multiplier, for the wide table
     shared_wide: bool = True  # an ensemble's members share one wide table (False: one each)
-    # The serving model keeps only the n-gram rows the train split has, in float16
-    # (trainer/model.py, keep_seen_ngram_rows): the export is a fraction of the tables' size.
+    # The n-gram tables hold only the rows of the train split's n-grams, and one zero row that
+    # every other id reads: while training (trainer/model.py, build_model), and in float16 in
+    # the serving model (keep_seen_ngram_rows). Both are a fraction of the full tables' size.
     compact_tables: bool = True
     hidden_units: int = 256  # shared fused representation
     head_units: int = 128  # per-level head, after the parent embedding is joined

@@ -26,12 +26,33 @@ TRAIN_CONFIG_SHUFFLE_LABELS = "shuffle_labels"  # deliberately broken model, for
 TRAIN_CONFIG_TARGET_PRECISION = "target_precision"  # smart thresholding; 0 turns it off
 
 
-def _count_records(files: list[str]) -> int:
+def _records(files: list[str]):
     import tensorflow as tf
 
     paths = [p for pattern in files for p in tf.io.gfile.glob(pattern)]
-    dataset = tf.data.TFRecordDataset(paths, compression_type="GZIP")
-    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    return tf.data.TFRecordDataset(paths, compression_type="GZIP")
+
+
+def _count_records(files: list[str]) -> int:
+    import tensorflow as tf
+
+    return int(_records(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def _count_and_seen_ngram_ids(files: list[str], tft_output):
+    """(number of examples, their distinct hashed n-gram ids) in one pass over the split,
+    parsing the n-gram ids alone: the rows the n-gram tables hold (`build_model`)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from schema import features
+
+    spec = {features.TEXT_TOKENS: tft_output.transformed_feature_spec()[features.TEXT_TOKENS]}
+    count, ids = 0, []
+    for tokens in _records(files).batch(4096).map(lambda r: tf.io.parse_example(r, spec)[features.TEXT_TOKENS]):
+        count += int(tokens.dense_shape[0])
+        ids.append(np.unique(tokens.values.numpy()))
+    return count, np.unique(np.concatenate(ids)) if ids else np.zeros([0], np.int64)
 
 
 def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False,
@@ -61,17 +82,6 @@ def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuf
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.map(split).with_options(options)
-
-
-def _seen_ngram_ids(files, data_accessor, tft_output, batch_size: int, depth: int):
-    """The distinct hashed n-gram ids of the train split: the rows of the n-gram tables that
-    training moved (`keep_seen_ngram_rows`)."""
-    import numpy as np
-
-    from schema import features
-
-    batches = _dataset(files, data_accessor, tft_output, batch_size, depth, once=True)
-    return np.unique(np.concatenate([batch[features.TEXT_TOKENS].values.numpy() for batch, _, _ in batches]))
 
 
 def _word_mapper_file(config: dict) -> str:
@@ -144,7 +154,11 @@ def run_fn(fn_args: Any) -> None:
     embedding_features = () if linear else tuple(
         name for name in tft_output.transformed_feature_spec() if name.endswith("_embedding")
     )
-    train_count = _count_records(fn_args.train_files)
+    compact = not linear and preset.compact_tables
+    if compact:
+        train_count, seen = _count_and_seen_ngram_ids(fn_args.train_files, tft_output)
+    else:
+        train_count, seen = _count_records(fn_args.train_files), None
     steps = max(1, math.ceil(train_count / global_batch))
     epochs = preset.bag_of_words_epochs if linear else preset.epochs
     logging.info("training %s on %d examples: %d epochs x %d steps, %d worker(s)",
@@ -156,7 +170,7 @@ def run_fn(fn_args: Any) -> None:
     eval_steps = max(1, math.ceil(_count_records(fn_args.eval_files) / global_batch))
 
     with strategy.scope():
-        model = build_model(taxonomy, preset, linear=linear, embedding_features=embedding_features)
+        model = build_model(taxonomy, preset, linear=linear, embedding_features=embedding_features, seen_ids=seen)
         compile_model(model, preset, depth, total_steps=epochs * steps)
     timer = _train_timer()
     # TensorBoard logs (loss and metrics per epoch, train and calibration) in the Trainer's
@@ -184,11 +198,10 @@ def run_fn(fn_args: Any) -> None:
         "embedding_features": list(embedding_features),
         "taxonomy": taxonomy.summary(),
     }
-    if not linear and preset.compact_tables:
+    if compact:
         from trainer.model import keep_seen_ngram_rows
 
         # Before the thresholds are chosen, so that they are chosen on the model as served.
-        seen = _seen_ngram_ids(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch, depth)
         keep_seen_ngram_rows(model, seen)
         info["serving_ngram_rows"] = int(seen.size)
     thresholds = None
