@@ -127,18 +127,17 @@ def run_fn(fn_args: Any) -> None:
     strategy = distribution.make_strategy()
 
     import tensorflow as tf
-
-    from schema import compat
-
-    compat.keras_code_unconverted()  # the first batch, validation and export trace Keras unconverted
     import tensorflow_transform as tft
     import tf_keras as keras
 
+    from schema import compat
     from schema.taxonomy import Taxonomy, taxonomy_uri
     from trainer.export import export_serving_model
     from trainer.model import build_model
     from trainer.optimizers import compile_model
     from trainer.presets import get_preset
+
+    compat.keras_code_unconverted()  # the first batch, validation and export trace Keras unconverted
 
     config = fn_args.custom_config or {}
     keras.utils.set_random_seed(int(config.get("seed", 7)))  # repeatable runs
