@@ -43,7 +43,7 @@ def _one(root: str, model_kind: str, rule: bool) -> dict:
     from trainer.model import build_model
     from trainer.optimizers import compile_model
     from trainer.presets import get_preset
-    from trainer.run import _count_and_seen_ngram_ids, _dataset
+    from trainer.run import count_and_seen_ngram_ids, labelled_dataset
 
     if rule:
         compat.keras_code_unconverted()
@@ -56,7 +56,7 @@ def _one(root: str, model_kind: str, rule: bool) -> dict:
     artifact = standard_artifacts.Examples()
     artifact.uri, artifact.split_names = examples.uri, '["train"]'
 
-    class Accessor:  # run_fn's fn_args.data_accessor, the part _dataset uses
+    class Accessor:  # run_fn's fn_args.data_accessor, the part labelled_dataset uses
         tf_dataset_factory = staticmethod(tfxio_utils.get_tf_dataset_factory_from_artifact([artifact], []))
 
     tft_output = tft.TFTransformOutput(graph.uri)
@@ -64,14 +64,14 @@ def _one(root: str, model_kind: str, rule: bool) -> dict:
     preset = get_preset("default")
     linear = model_kind == "bag_of_words"
     files = [os.path.join(examples.uri, "Split-train", "*")]
-    count, seen = _count_and_seen_ngram_ids(files, tft_output)
+    count, seen = count_and_seen_ngram_ids(files, tft_output)
     embeddings = () if linear else tuple(n for n in tft_output.transformed_feature_spec() if n.endswith("_embedding"))
     steps = math.ceil(count / preset.batch_size)
     keras.utils.set_random_seed(7)
     model = build_model(taxonomy, preset, linear=linear, embedding_features=embeddings,
                         seen_ids=None if linear or not preset.compact_tables else seen)
     compile_model(model, preset, taxonomy.depth, total_steps=2 * steps)
-    train = _dataset(files, Accessor, tft_output, preset.batch_size, taxonomy.depth)
+    train = labelled_dataset(files, Accessor, tft_output, preset.batch_size, taxonomy.depth)
     marks: dict = {}
 
     class Clock(keras.callbacks.Callback):

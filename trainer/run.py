@@ -39,7 +39,7 @@ def _count_records(files: list[str]) -> int:
     return int(_records(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def _count_and_seen_ngram_ids(files: list[str], tft_output):
+def count_and_seen_ngram_ids(files: list[str], tft_output):
     """(number of examples, their distinct hashed n-gram ids) in one pass over the split,
     parsing the n-gram ids alone: the rows the n-gram tables hold (`build_model`)."""
     import numpy as np
@@ -55,8 +55,11 @@ def _count_and_seen_ngram_ids(files: list[str], tft_output):
     return count, np.unique(np.concatenate(ids)) if ids else np.zeros([0], np.int64)
 
 
-def _dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False,
-             once: bool = False):
+def labelled_dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False,
+                     once: bool = False):
+    """Transformed examples of `files` as Keras batches (features, labels per level, label
+    weights per level): repeated and shuffled for fit, or one ordered pass with `once`.
+    run_fn's input, and bench/first_epoch.py's, so both train on the same batches."""
     import tensorflow as tf
     from tfx_bsl.public import tfxio
 
@@ -155,7 +158,7 @@ def run_fn(fn_args: Any) -> None:
     )
     compact = not linear and preset.compact_tables
     if compact:
-        train_count, seen = _count_and_seen_ngram_ids(fn_args.train_files, tft_output)
+        train_count, seen = count_and_seen_ngram_ids(fn_args.train_files, tft_output)
     else:
         train_count, seen = _count_records(fn_args.train_files), None
     steps = max(1, math.ceil(train_count / global_batch))
@@ -163,9 +166,9 @@ def run_fn(fn_args: Any) -> None:
     logging.info("training %s on %d examples: %d epochs x %d steps, %d worker(s)",
                  "bag-of-words model" if linear else "model", train_count, epochs, steps, workers)
 
-    train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch, depth,
-                        bool(config.get(TRAIN_CONFIG_SHUFFLE_LABELS)))
-    eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch, depth)
+    train_ds = labelled_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch, depth,
+                                bool(config.get(TRAIN_CONFIG_SHUFFLE_LABELS)))
+    eval_ds = labelled_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch, depth)
     eval_steps = max(1, math.ceil(_count_records(fn_args.eval_files) / global_batch))
 
     with strategy.scope():
@@ -208,7 +211,8 @@ def run_fn(fn_args: Any) -> None:
     if target > 0:
         from trainer.thresholds import choose_thresholds, collect_predictions
 
-        calibration = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch, depth, once=True)
+        calibration = labelled_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch, depth,
+                                       once=True)
         calibration = calibration.map(lambda x, _labels, _weights: x)
         preds, confs, trues = collect_predictions(model, calibration, depth, preset.beam_width)
         thresholds = choose_thresholds(taxonomy, preds, confs, trues, target)
