@@ -68,8 +68,7 @@ def _one(root: str, model_kind: str, rule: bool) -> dict:
     embeddings = () if linear else tuple(n for n in tft_output.transformed_feature_spec() if n.endswith("_embedding"))
     steps = math.ceil(count / preset.batch_size)
     keras.utils.set_random_seed(7)
-    model = build_model(taxonomy, preset, linear=linear, embedding_features=embeddings,
-                        seen_ids=None if linear or not preset.compact_tables else seen)
+    model = build_model(taxonomy, preset, linear=linear, embedding_features=embeddings, seen_ids=seen)
     compile_model(model, preset, taxonomy.depth, total_steps=2 * steps)
     train = labelled_dataset(files, Accessor, tft_output, preset.batch_size, taxonomy.depth)
     marks: dict = {}
@@ -97,6 +96,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "RULE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not os.path.exists(os.path.join(args.pipeline_root, "metadata.sqlite")):
+        parser.error(f"{args.pipeline_root} has no ML Metadata: run the pipeline on it first")
     if args.child:
         print(json.dumps(_one(args.pipeline_root, args.child[0], args.child[1] == "1")))
         return 0
@@ -104,8 +105,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for model_kind in args.models:
         for rule in (False, True):
-            env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+            env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
             proc = subprocess.run([sys.executable, "-m", "bench.first_epoch", "--pipeline-root", args.pipeline_root,
                                    "--child", model_kind, "1" if rule else "0"],
                                   capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)

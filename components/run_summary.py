@@ -9,12 +9,13 @@ import math
 import os
 from typing import Any
 
-from schema.config import PipelineConfig
 from components.run_status import list_runs
+from schema.config import PipelineConfig
 from schema.mlmd import newest, open_store, prop
 
 PUSHER_NODE = "SafePusher"  # the pusher's node id in pipeline_definition.py
 RESOLVER_SUFFIX = "_resolver"  # resolver nodes resolve inputs in every run; they do no work
+
 
 def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """{model name: {metric: value}} for the overall slice."""
