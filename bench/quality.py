@@ -311,10 +311,10 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
                   probe_c_grid: Sequence[float]) -> dict:
     from schema.encoders import open_cache
     from schema.taxonomy import Taxonomy
-    from trainer.export import ASSETS_TAXONOMY, read_asset
+    from schema import serving_layout
 
     model_dir, examples_uri = ensure_trained(spec, catalog, root, train_workers)
-    taxonomy = Taxonomy.from_dict(read_asset(model_dir, ASSETS_TAXONOMY))
+    taxonomy = Taxonomy.from_dict(serving_layout.read_asset(model_dir, serving_layout.ASSETS_TAXONOMY))
     depth = taxonomy.depth
     train, calib, evals = (_read_split(examples_uri, s) for s in ("train", "calibration", "eval"))
     print(f"[{spec}] model {model_dir}\n[{spec}] train {len(train.truth)}, calibration {len(calib.truth)}, "

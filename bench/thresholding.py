@@ -105,12 +105,11 @@ def evaluate(model_dir: str, examples_uri: str, targets: list[float],
     the calibration sample (the previous rule) and the per-node rule with 90% confidence
     (shipped), the latter also fitted on part of the calibration split to show what its size
     buys. Every threshold is chosen on calibration products only."""
-    from schema import features
+    from schema import features, serving_layout
     from schema.taxonomy import Taxonomy
-    from trainer.export import ASSETS_TAXONOMY, read_asset
     from trainer.thresholds import DEFAULT_CONFIDENCE, NEVER, choose_thresholds, lowest_threshold
 
-    taxonomy = Taxonomy.from_dict(read_asset(model_dir, ASSETS_TAXONOMY))
+    taxonomy = Taxonomy.from_dict(serving_layout.read_asset(model_dir, serving_layout.ASSETS_TAXONOMY))
     calib = _predict(model_dir, split_records(examples_uri, "calibration"), taxonomy.depth)
     evals = _predict(model_dir, split_records(examples_uri, "eval"), taxonomy.depth)
     full, truth = evals[features.OUT_FULL_PATH], evals["truth"]

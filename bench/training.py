@@ -32,7 +32,7 @@ def newest_model_info(root: Path) -> dict:
 
     store = open_store(PipelineConfig.local(".", "fashion", pipeline_root=str(root)).metadata_path)
     model = newest(store, "Model", producer="TaxonomyTrainer")
-    return json.loads((Path(model.uri) / "Format-Serving" / serving_layout.ASSETS_EXTRA / "model_info.json").read_text())
+    return json.loads((Path(model.uri) / "Format-Serving" / serving_layout.ASSETS_EXTRA / serving_layout.ASSETS_INFO).read_text())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

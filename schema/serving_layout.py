@@ -25,12 +25,17 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 INCOMING_PREFIX = ".incoming-"
 COMPLETE_MARKER = "_COMPLETE"
 SAVED_MODEL_PB = "saved_model.pb"
 ASSETS_EXTRA = "assets.extra"  # the files a model carries beside its SavedModel (trainer/export.py)
+# The files in ASSETS_EXTRA: written by trainer/export.py, read by the pusher, `categorize`,
+# the review report and the benchmarks.
+ASSETS_TAXONOMY = "taxonomy.json"
+ASSETS_THRESHOLDS = "thresholds.json"
+ASSETS_INFO = "model_info.json"
 DEFAULT_KEEP_VERSIONS = 3
 
 PathLike = Union[str, os.PathLike]
@@ -60,6 +65,15 @@ def _read_text(path: str) -> str:
         raise FileNotFoundError(path)
     with tf.io.gfile.GFile(path, "r") as handle:
         return handle.read()
+
+
+def read_asset(model_dir: PathLike, name: str) -> Optional[Any]:
+    """The JSON file `name` of a model's ASSETS_EXTRA (local or object store); None when the
+    model has none (an older model, or a folder that is not a model)."""
+    try:
+        return json.loads(_read_text(os.path.join(str(model_dir), ASSETS_EXTRA, name)))
+    except FileNotFoundError:
+        return None
 
 
 def _size(path: str) -> int:

@@ -19,10 +19,6 @@ from schema.encoders import word_mapper
 from schema.taxonomy import Taxonomy
 from trainer.model import Classifier, class_tables, decode_outputs, threshold_tables
 
-ASSETS_TAXONOMY = "taxonomy.json"
-ASSETS_THRESHOLDS = "thresholds.json"
-ASSETS_INFO = "model_info.json"
-
 # Raw features a caller must send; labels and slicing attributes are not model inputs.
 SERVING_INPUTS = (features.TITLE, features.DESCRIPTION, features.HAS_IMAGE, features.IMAGE,
                   features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING, features.TITLE_MAPPED)
@@ -98,16 +94,11 @@ def export_serving_model(
     assets = os.path.join(export_dir, serving_layout.ASSETS_EXTRA)
     tf.io.gfile.makedirs(assets)
     for name, payload in (
-        (ASSETS_TAXONOMY, taxonomy.to_dict()),
-        (ASSETS_THRESHOLDS, thresholds or {}),
-        (ASSETS_INFO, info),
+        (serving_layout.ASSETS_TAXONOMY, taxonomy.to_dict()),
+        (serving_layout.ASSETS_THRESHOLDS, thresholds or {}),
+        (serving_layout.ASSETS_INFO, info),
     ):
         with tf.io.gfile.GFile(os.path.join(assets, name), "w") as handle:
             handle.write(json.dumps(payload, ensure_ascii=False, indent=1))
     if word_mapper_file:
         tf.io.gfile.copy(word_mapper_file, os.path.join(assets, word_mapper.FILE_NAME), overwrite=True)
-
-
-def read_asset(model_dir: str, name: str) -> Any:
-    with tf.io.gfile.GFile(os.path.join(model_dir, serving_layout.ASSETS_EXTRA, name)) as handle:
-        return json.loads(handle.read())

@@ -68,7 +68,7 @@ class Categorizer:
         except ServingModelError as err:
             raise CategorizeError(f"cannot load the model {self.model_dir}: {err} "
                                   f"(--model must be a pushed SavedModel folder)") from err
-        info_path = Path(self.model_dir) / serving_layout.ASSETS_EXTRA / "model_info.json"
+        info_path = Path(self.model_dir) / serving_layout.ASSETS_EXTRA / serving_layout.ASSETS_INFO
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
         # Embedding inputs the model reads (trainer/run.py); added to requests with the
         # encoders the Embedder uses (schema/encoders/).

@@ -20,7 +20,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from evaluator import report
-from schema import evaluation_results, features
+from schema import evaluation_results, features, serving_layout
 from schema.examples import first_bytes, first_int, iter_serialized
 from schema.serving_model import ARTIFACT_SERVING_DIR, ServingModel, artifact_serving_path
 
@@ -45,10 +45,8 @@ ServingFn = Callable[[Sequence[bytes]], List[report.Prediction]]
 
 def _model_info(model_uri: str) -> dict:
     """The candidate's model_info.json (assets.extra); {} when it has none."""
-    from trainer.export import ASSETS_INFO, read_asset
-
     try:
-        return read_asset(os.path.join(model_uri, ARTIFACT_SERVING_DIR), ASSETS_INFO) or {}
+        return serving_layout.read_asset(os.path.join(model_uri, ARTIFACT_SERVING_DIR), serving_layout.ASSETS_INFO) or {}
     except Exception:  # noqa: BLE001 - an older model without the asset
         return {}
 

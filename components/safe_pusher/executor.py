@@ -90,7 +90,7 @@ class Executor(pusher_executor.Executor):
         base = base_directory(exec_properties)
 
         examples = input_dict.get(EXAMPLES_KEY) or []
-        taxonomy = push.read_asset(model_path, "taxonomy.json")
+        taxonomy = serving_layout.read_asset(model_path, serving_layout.ASSETS_TAXONOMY)
         infra = push.infra_check(model_path, taxonomy,
                                  (lambda limit: read_eval_rows(examples, limit)) if examples else None,
                                  _int_property(exec_properties, SMOKE_ROWS_KEY, DEFAULT_SMOKE_ROWS))

@@ -144,7 +144,7 @@ def infra_check(model_path: str, taxonomy: Optional[dict],
     """The infra check of the model at `model_path`. `read_rows(n)` gives up to n serialized
     eval examples; None when the pusher has no examples input (the smoke test is skipped)."""
     if taxonomy is None:
-        return InfraResult("failed", 0, f"the model has no {ASSETS}/taxonomy.json to check its outputs against")
+        return InfraResult("failed", 0, f"the model has no {ASSETS}/{serving_layout.ASSETS_TAXONOMY} to check its outputs against")
     if read_rows is None:
         logging.warning("SafePusher: no examples input, so the infra check's smoke test is skipped")
         return InfraResult("skipped", 0, "no examples input to smoke-test the serving signature with")
@@ -158,14 +158,6 @@ def infra_check(model_path: str, taxonomy: Optional[dict],
     if not rows:
         return InfraResult("failed", 0, "the eval split has no examples to smoke-test with")
     return run_smoke_test(model_path, rows, taxonomy)
-
-
-def read_asset(model_path: str, name: str) -> Optional[Any]:
-    path = os.path.join(model_path, ASSETS, name)
-    if not fileio.exists(path):
-        return None
-    with fileio.open(path, "r") as handle:
-        return json.loads(handle.read())
 
 
 # ---- model card -------------------------------------------------------------------------
@@ -212,9 +204,9 @@ def model_card_for(model_path: str, taxonomy: Optional[dict], infra: InfraResult
     """The card's facts for the model at `model_path` (see model_card.build_card)."""
     metrics, note, validation_ok = evaluation_facts(evaluation_uri)
     return model_card.build_card(
-        info=read_asset(model_path, "model_info.json"),
+        info=serving_layout.read_asset(model_path, serving_layout.ASSETS_INFO),
         taxonomy=taxonomy,
-        thresholds=read_asset(model_path, "thresholds.json"),
+        thresholds=serving_layout.read_asset(model_path, serving_layout.ASSETS_THRESHOLDS),
         infra=infra.to_dict(),
         metrics=metrics,
         metrics_note=note,
