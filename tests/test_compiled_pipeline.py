@@ -15,7 +15,9 @@ compares the same candidate with the model it pushed, and does not push again.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from kubeflow.settings import KubeflowSettings
 from schema import serving_layout
 from tests.conftest import shared_catalog
 from tests.kfp_harness.launcher import KFP, REPO_ROOT, VERTEX, Launcher, Store
-from tests.kfp_harness.local_vertex_jobs import LOG_DIR_ENV
+from tests.kfp_harness.local_vertex_jobs import CUSTOM_JOB_FILE, LOG_DIR_ENV
 
 pytestmark = pytest.mark.e2e
 ROWS = 1200
@@ -47,9 +49,7 @@ def _compile(target: str, work: Path, catalog: Path, workers: int):
     return config, compiler.compile_pipeline(config, settings, work / "pipeline.json")
 
 
-def _two_runs(tmp_path_factory, catalog, target, shape, workers):
-    work = tmp_path_factory.mktemp(f"compiled_{target}")
-    config, job = _compile(target, work, catalog, workers)
+def _two_runs(work: Path, config, job, shape):
     params = submit.catalog_parameters(job)  # what `submit` sends with the run
     store = Store()
     env = {LOG_DIR_ENV: str(work / "vertex_jobs")}  # the replicas' logs, when a CustomJob runs
@@ -65,13 +65,27 @@ def catalog(demo_catalog):
 
 
 @pytest.fixture(scope="module")
-def vertex_runs(tmp_path_factory, catalog):
-    return _two_runs(tmp_path_factory, catalog, "vertex", VERTEX, workers=2)
+def both_targets(tmp_path_factory, catalog):
+    """Both targets' two runs, side by side: two backends in separate roots and stores, as two
+    clusters would run them (one run alone leaves a core idle while a single task imports)."""
+    runs = {}
+    for target, shape, workers in (("vertex", VERTEX, 2), ("kfp", KFP, 1)):
+        work = tmp_path_factory.mktemp(f"compiled_{target}")
+        runs[target] = (work, *_compile(target, work, catalog, workers), shape)  # compiled one at a time
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {target: pool.submit(_two_runs, *args) for target, args in runs.items()}
+        concurrent.futures.wait(futures.values())
+    return futures
 
 
 @pytest.fixture(scope="module")
-def kfp_runs(tmp_path_factory, catalog):
-    return _two_runs(tmp_path_factory, catalog, "kfp", KFP, workers=1)
+def vertex_runs(both_targets):
+    return both_targets["vertex"].result()  # a failed run fails the tests that read it
+
+
+@pytest.fixture(scope="module")
+def kfp_runs(both_targets):
+    return both_targets["kfp"].result()
 
 
 def _metadata(result, key):
@@ -109,14 +123,60 @@ def test_vertex_first_run_trains_on_two_replicas_and_pushes(vertex_runs):
     _first_run_pushes(config, first, pushed)
     trainer_log = (work / "logs" / "TaxonomyTrainer.log").read_text(errors="replace")
     assert "replica exit codes {'workerpool0-0': 0, 'workerpool1-0': 0}" in trainer_log
-    chief, worker = ((work / "vertex_jobs" / "1" / f"{name}.log").read_text(errors="replace")
-                     for name in ("workerpool0-0", "workerpool1-0"))
-    assert "num_workers = 2" in chief and "num_workers = 2" in worker  # one MultiWorkerMirroredStrategy
-    assert "Training complete. Model written to" in chief and "Training complete" not in worker
     # The pre-cache check's fingerprint (CSV and photos) reached the ExampleGen's execution.
     driver_output = json.loads(next((work / "bucket").rglob("CatalogExampleGen_*/executor_output.json")).read_text())
     examples = driver_output["artifacts"]["examples"]["artifacts"][0]["metadata"]
     assert "catalog files:" in examples["input_fingerprint"]
+
+
+def test_vertex_trainer_step_is_one_two_replica_custom_job(vertex_runs):
+    """The Trainer's step built a CustomJob through TFX; each replica ran the command TFX put
+    in it (`python -m tfx.scripts.run_executor --executor_class_path ... --inputs ...
+    --outputs ... --exec-properties ...`) with the TF_CONFIG and CLUSTER_SPEC Vertex AI sets
+    (tests/kfp_harness/local_vertex_jobs.py). Both exit 0 after training together, and only
+    the chief writes the model."""
+    _, _, work, first, _, _ = vertex_runs
+    jobs = work / "vertex_jobs"
+    assert sorted(p.name for p in jobs.iterdir()) == ["1"]  # one CustomJob: the candidate's
+    custom_job = json.loads((jobs / "1" / CUSTOM_JOB_FILE).read_text())
+    pools = custom_job["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 1]
+    command = pools[1]["container_spec"]["command"]
+    assert command[:5] == ["python", "-m", "tfx.scripts.run_executor", "--executor_class_path",
+                           "components.taxonomy_aware.executor.ReplicaTrainerExecutor"]
+    assert command[5::2] == ["--inputs", "--outputs", "--exec-properties"]
+
+    # Trained together: both saw a cluster of 2, split each global batch of 2 x batch_size
+    # between them (half the steps of one worker), and ran the same steps with the same
+    # all-reduced loss, epoch by epoch.
+    chief, worker = ((jobs / "1" / f"{name}.log").read_text(errors="replace")
+                     for name in ("workerpool0-0", "workerpool1-0"))
+    (model,), (model_run,) = first["TaxonomyTrainer"].outputs["model"], first["TaxonomyTrainer"].outputs["model_run"]
+    serving = Path(model["uri"]) / "Format-Serving"
+    info = json.loads((serving / serving_layout.ASSETS_EXTRA / serving_layout.ASSETS_INFO).read_text())
+    plan = re.compile(r"training model on (\d+) examples: (\d+) epochs x (\d+) steps, (\d+) worker\(s\)")
+    assert "num_workers = 2" in chief and "num_workers = 2" in worker  # one MultiWorkerMirroredStrategy
+    assert plan.findall(chief) == plan.findall(worker)
+    examples, epochs, steps, workers = map(int, plan.findall(chief)[0])
+    assert workers == 2 and steps == -(-examples // (2 * info["preset"]["batch_size"]))
+    progress = re.compile(r"^(\d+)/\1 - \d+s - loss: ([\d.]+)", re.M)
+    chief_epochs, worker_epochs = progress.findall(chief), progress.findall(worker)
+    assert chief_epochs == worker_epochs
+    assert [int(n) for n, _ in chief_epochs] == [steps] * epochs
+
+    # Only the chief wrote the model: a loadable SavedModel with its assets, and nothing else.
+    assert f"exported hierarchical model to {serving}" in chief and "Training complete. Model written to" in chief
+    assert "the chief writes the model" in worker and "Training complete" not in worker
+    assert model["uri"] not in re.search(r"saved its copy of the hierarchical model to scratch (\S+)", worker)[1]
+    assert sorted(p.name for p in Path(model["uri"]).iterdir()) == ["Format-Serving"]
+    assert sorted(p.name for p in (serving / serving_layout.ASSETS_EXTRA).iterdir()) == [
+        "model_info.json", "taxonomy.json", "thresholds.json", "word_mapper.npz"]
+    assert info["workers"] == 2 and info["loss_history"][-1] < info["loss_history"][0]
+    # The model_run artifact holds the chief's TensorBoard logs alone: one event file per
+    # folder (a second writer would add its own file beside it).
+    event_files = sorted(Path(model_run["uri"]).rglob("events.out.tfevents.*"))
+    assert event_files and {p.parent.name for p in event_files} == {"train", "validation"}
+    assert len(event_files) == len({p.parent for p in event_files})
 
 
 def test_vertex_second_run_compares_with_the_blessed_model(vertex_runs):

@@ -7,7 +7,8 @@ the model never saw, and that a deliberately broken candidate is not pushed.
 The tests do not depend on each other or on their order: `fashion_run` makes the first
 run once and nothing changes it afterwards; a test that runs the pipeline again does so
 in its own copy of that run (`_copy_of`), where TFX's cache still serves the first run's
-artifacts.
+artifacts. The flipkart run is a `pipeline.py run` process started beside the first
+fashion run.
 """
 from __future__ import annotations
 
@@ -18,24 +19,30 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple, Optional
 
 import pytest
 
 import pipeline
 from schema.catalog_reader import Product, read_catalog
 from schema.catalog_spec import load_spec
-from tests.conftest import shared_catalog
+from tests.conftest import ROOT, shared_catalog
 
 pytestmark = pytest.mark.e2e
 TRAIN_ROWS = 2000
+FLIPKART_TIMEOUT_S = 1200
+
+
+def _run_argv(catalog: Path, spec: str, root: Path, serving: Path, *extra: str) -> list[str]:
+    return ["run", "--catalog", str(catalog), "--spec", spec, "--pipeline-root", str(root),
+            "--serving-dir", str(serving), "--max-rows", str(TRAIN_ROWS), "--preset", "small", *extra]
 
 
 def _run(catalog: Path, spec: str, root: Path, serving: Path, *extra: str) -> None:
-    argv = ["run", "--catalog", str(catalog), "--spec", spec, "--pipeline-root", str(root),
-            "--serving-dir", str(serving), "--max-rows", str(TRAIN_ROWS), "--preset", "small", *extra]
-    assert pipeline.main(argv) == 0
+    assert pipeline.main(_run_argv(catalog, spec, root, serving, *extra)) == 0
 
 
 def _versions(serving: Path, spec: str) -> list[str]:
@@ -78,7 +85,29 @@ class Run(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def fashion_run(tmp_path_factory, demo_catalog) -> Run:
+def flipkart_run(tmp_path_factory) -> Iterator[Optional[tuple[subprocess.Popen, Path]]]:
+    """A `pipeline.py run` on the flipkart sample, as a process started before the fashion
+    run and beside it (one in-process run leaves a core idle much of the time); its test
+    waits for it. None without ../shared/datasets/flipkart."""
+    catalog = shared_catalog("flipkart")
+    if catalog is None:
+        yield None
+        return
+    base = tmp_path_factory.mktemp("flipkart")
+    argv = [sys.executable, str(ROOT / "pipeline.py"), *_run_argv(catalog, "flipkart", base / "root", base / "serving")]
+    with open(base / "run.log", "wb") as log:
+        process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory, demo_catalog, flipkart_run) -> Run:
     """The first run on a fresh pipeline root; read-only for the tests."""
     catalog = shared_catalog("fashion") or demo_catalog
     root = tmp_path_factory.mktemp("fashion_root")
@@ -316,13 +345,23 @@ def test_review_notebook_runs_headless(fashion_run):
     assert "leaf_accuracy" in text and "difference" in text and "[" in text  # intervals in the table
 
 
-def test_worse_candidate_is_not_pushed(fashion_run, tmp_path, capsys):
+def test_worse_candidate_trained_by_two_local_workers_is_not_pushed(fashion_run, tmp_path, capsys):
+    """Shuffled labels make a worse candidate, which the gate refuses. It is trained with
+    `--train-workers 2`: two processes with TF_CONFIG (chief + worker) train one model with
+    MultiWorkerMirroredStrategy; both finish (a failed worker fails the run), the loss goes
+    down, and only the chief's model is exported."""
     catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
     before = _versions(serving, "fashion")
-    _run(catalog, "fashion", root, serving, "--shuffle-labels")
+    _run(catalog, "fashion", root, serving, "--shuffle-labels", "--train-workers", "2")
     assert _versions(serving, "fashion") == before
     out = capsys.readouterr().out
     assert "blessed: False" in out and "no significant win on Overall" in out
+
+    model_root = _only(root, "TaxonomyTrainer", "model")
+    info = json.loads((model_root / "Format-Serving" / "assets.extra" / "model_info.json").read_text())
+    assert info["workers"] == 2
+    assert info["loss_history"][-1] < info["loss_history"][0]
+    assert sorted(p.name for p in model_root.iterdir()) == ["Format-Serving"]
 
 
 def test_better_candidate_is_pushed_as_a_new_version(fashion_run, tmp_path, capsys):
@@ -344,124 +383,15 @@ def test_better_candidate_is_pushed_as_a_new_version(fashion_run, tmp_path, caps
     assert metrics["candidate"] > metrics["baseline"]
 
 
-def test_flipkart_text_only_catalog(tmp_path):
-    catalog = shared_catalog("flipkart")
-    if catalog is None:
+def test_flipkart_text_only_catalog(flipkart_run, tmp_path):
+    if flipkart_run is None:
         pytest.skip("../shared/datasets/flipkart is not present")
-    serving = tmp_path / "serving"
-    _run(catalog, "flipkart", tmp_path / "root", serving)
+    process, base = flipkart_run
+    assert process.wait(timeout=FLIPKART_TIMEOUT_S) == 0, (base / "run.log").read_text(errors="replace")[-4000:]
+    assert "pushed: True" in (base / "run.log").read_text(errors="replace")
+    catalog, serving = shared_catalog("flipkart"), base / "serving"
     assert len(_versions(serving, "flipkart")) == 1
     csv_path, ids = _unseen_catalog(catalog, "flipkart", tmp_path / "unseen", n=100)
     rows = _categorize(csv_path, "flipkart", serving, tmp_path / "out.csv", "--no-threshold")
     assert [r["id"] for r in rows] == ids
     assert sum(bool(r["category_path"]) for r in rows) == len(ids) - 2  # all but the two bad rows
-
-
-def test_two_local_workers_train_one_model(fashion_run, tmp_path):
-    """`--train-workers 2`: two processes with TF_CONFIG (chief + worker) train with
-    MultiWorkerMirroredStrategy; both finish (a failed worker fails the run), the loss goes
-    down, and only the chief's model is exported."""
-    catalog, root, serving, _ = _copy_of(fashion_run, tmp_path)
-    _run(catalog, "fashion", root, serving, "--train-workers", "2")
-    model_root = _only(root, "TaxonomyTrainer", "model")
-    info = json.loads((model_root / "Format-Serving" / "assets.extra" / "model_info.json").read_text())
-    assert info["workers"] == 2
-    assert info["loss_history"][-1] < info["loss_history"][0]
-    assert sorted(p.name for p in model_root.iterdir()) == ["Format-Serving"]
-
-
-def _first_execution(root: Path, node_id: str) -> tuple[dict, dict]:
-    """The input artifacts and execution properties the pipeline gave `node_id` in its
-    first completed run, read back from the run's ML Metadata."""
-    from ml_metadata.proto import metadata_store_pb2
-    from tfx.types import artifact_utils
-
-    import components.artifacts  # noqa: F401  (the custom artifact classes, for deserializing)
-    from schema.mlmd import open_store
-
-    store = open_store(str(root / "metadata.sqlite"))
-    context = store.get_context_by_type_and_name("node", f"categorize-fashion.{node_id}")
-    execution = min((e for e in store.get_executions_by_context(context.id)
-                     if e.last_known_state == metadata_store_pb2.Execution.COMPLETE), key=lambda e: e.id)
-    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == metadata_store_pb2.Event.INPUT]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    types = {t.id: t for t in store.get_artifact_types_by_id([a.type_id for a in artifacts.values()])}
-    inputs: dict[str, list] = {}
-    for event in events:
-        artifact = artifacts[event.artifact_id]
-        inputs.setdefault(event.path.steps[0].key, []).append(
-            artifact_utils.deserialize_artifact(types[artifact.type_id], artifact))
-    properties = {k: getattr(v, v.WhichOneof("value")) for k, v in execution.custom_properties.items()}
-    return inputs, properties
-
-
-def test_two_vertex_ai_replicas_train_one_model(fashion_run, tmp_path, monkeypatch):
-    """The candidate Trainer's step on Vertex AI Training with 2 replicas, played on this
-    machine (tests/kfp_harness/local_vertex_jobs.py): the step's executor builds the CustomJob through TFX,
-    each replica runs the command TFX put in it (`python -m tfx.scripts.run_executor
-    --executor_class_path ... --inputs ... --outputs ... --exec-properties ...`) with the
-    TF_CONFIG and CLUSTER_SPEC Vertex AI sets, on the first run's Transform output. Both
-    exit 0 after training together, and only the chief writes the model."""
-
-    import tensorflow as tf
-    from tfx.types import standard_artifacts
-    from tfx.utils import json_utils
-
-    from kubeflow.settings import KubeflowSettings
-    from kubeflow.trainer_executor import VertexTaxonomyTrainerExecutor
-    from tests.kfp_harness import local_vertex_jobs
-
-    _, root, _, _ = fashion_run
-    inputs, properties = _first_execution(root, "TaxonomyTrainer")
-    training = KubeflowSettings(project="test-project", region="europe-west4", train_workers=2,
-                                image="registry.example/pipeline:0123456789ab").vertex_training_config()
-    properties["custom_config"] = json_utils.dumps({**json_utils.loads(properties["custom_config"]), **training})
-    model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
-    model.uri, model_run.uri = str(tmp_path / "model"), str(tmp_path / "model_run")
-    vertex = local_vertex_jobs.install(monkeypatch, tmp_path / "replicas", timeout_s=600)
-
-    VertexTaxonomyTrainerExecutor().Do(inputs, {"model": [model], "model_run": [model_run]}, properties)
-
-    (job,) = vertex.jobs
-    assert job.exit_codes == {"workerpool0-0": 0, "workerpool1-0": 0}
-    pools = job.custom_job["job_spec"]["worker_pool_specs"]
-    assert [p["replica_count"] for p in pools] == [1, 1]
-    command = pools[1]["container_spec"]["command"]
-    assert command[:5] == ["python", "-m", "tfx.scripts.run_executor", "--executor_class_path",
-                           "components.taxonomy_aware.executor.ReplicaTrainerExecutor"]
-    assert command[5::2] == ["--inputs", "--outputs", "--exec-properties"]
-
-    # Trained together: both saw a cluster of 2, split each global batch of 2 x batch_size
-    # between them (half the steps of one worker), and ran the same steps with the same
-    # all-reduced loss, epoch by epoch.
-    chief, worker = ((tmp_path / "replicas" / "1" / f"{name}.log").read_text(errors="replace")
-                     for name in ("workerpool0-0", "workerpool1-0"))
-    plan = re.compile(r"training model on (\d+) examples: (\d+) epochs x (\d+) steps, (\d+) worker\(s\)")
-    assert plan.findall(chief) == plan.findall(worker)
-    examples, epochs, steps, workers = map(int, plan.findall(chief)[0])
-    batch_size = json_utils.loads(properties["custom_config"])["preset"]["batch_size"]
-    assert workers == 2 and steps == -(-examples // (2 * batch_size))
-    progress = re.compile(r"^(\d+)/\1 - \d+s - loss: ([\d.]+)", re.M)
-    chief_epochs, worker_epochs = progress.findall(chief), progress.findall(worker)
-    assert chief_epochs == worker_epochs
-    assert [int(n) for n, _ in chief_epochs] == [steps] * epochs
-
-    # Only the chief wrote the model: a loadable SavedModel with its assets, and nothing else.
-    serving = Path(model.uri) / "Format-Serving"
-    assert f"exported hierarchical model to {serving}" in chief and "Training complete. Model written to" in chief
-    assert "the chief writes the model" in worker and "Training complete" not in worker
-    assert str(model.uri) not in re.search(r"saved its copy of the hierarchical model to scratch (\S+)", worker)[1]
-    assert sorted(p.name for p in Path(model.uri).iterdir()) == ["Format-Serving"]
-    # The model_run artifact holds the chief's TensorBoard logs alone: one event file per
-    # folder (a second writer would add its own file beside it).
-    event_files = sorted(Path(model_run.uri).rglob("events.out.tfevents.*"))
-    assert event_files and {p.parent.name for p in event_files} == {"train", "validation"}
-    assert len(event_files) == len({p.parent for p in event_files})
-    assert sorted(p.name for p in (serving / "assets.extra").iterdir()) == [
-        "model_info.json", "taxonomy.json", "thresholds.json", "word_mapper.npz"]
-    info = json.loads((serving / "assets.extra" / "model_info.json").read_text())
-    assert info["workers"] == 2 and info["loss_history"][-1] < info["loss_history"][0]
-    raw_eval = _only(root, "Embedder", "examples") / "Split-eval"
-    records = list(tf.data.TFRecordDataset(sorted(map(str, raw_eval.iterdir())), compression_type="GZIP").take(4))
-    outputs = tf.saved_model.load(str(serving)).signatures["serving_default"](examples=tf.stack(records))
-    assert outputs["category_path"].shape[0] == 4

@@ -1,6 +1,7 @@
 """Runs a compiled PipelineJob the way Vertex AI Pipelines or open-source KFP 2.x would.
 
-For each task, in dependency order, the harness builds the ExecutorInput the backend
+For each task, once its upstream tasks are done (every ready task at once, as the
+backends run them), the harness builds the ExecutorInput the backend
 sends and runs the task's container command (TFX's own entrypoints) as a process:
 
 - `vertex` shape: legacy `inputs.parameters`, artifact names of Vertex ML Metadata
@@ -21,6 +22,7 @@ a `Store`, which plays ML Metadata across runs.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import hashlib
@@ -29,6 +31,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Optional
@@ -47,15 +51,18 @@ class Store:
     artifacts: list[dict] = dataclasses.field(default_factory=list)
     cache: dict[str, dict] = dataclasses.field(default_factory=dict)  # cache key -> outputs
     next_id: int = 1
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 
     def new_name(self, shape: str) -> str:
-        number, self.next_id = self.next_id, self.next_id + 1
+        with self.lock:
+            number, self.next_id = self.next_id, self.next_id + 1
         if shape == VERTEX:
             return f"projects/{PROJECT_NUMBER}/locations/us-central1/metadataStores/default/artifacts/{number}"
         return str(number)
 
     def record(self, artifact: dict) -> None:
-        self.artifacts = [a for a in self.artifacts if a["name"] != artifact["name"]] + [artifact]
+        with self.lock:
+            self.artifacts = [a for a in self.artifacts if a["name"] != artifact["name"]] + [artifact]
 
 
 @dataclasses.dataclass
@@ -64,6 +71,7 @@ class TaskResult:
     status: str  # "ran", "cached" or "resolved"
     outputs: dict[str, list[dict]]
     cache_key: Optional[str] = None
+    seconds: float = 0.0  # wall time of the task's processes
 
 
 def _title(artifact_type: dict) -> str:
@@ -86,32 +94,38 @@ class Launcher:
                 raise ValueError(f"KFP backend: resolver executors not implemented ({', '.join(resolvers)})")
 
     # -- order ----------------------------------------------------------------------------
-    def order(self) -> list[str]:
+    def upstream(self) -> dict[str, set[str]]:
+        """Each task's upstream tasks: those it names, and the producers of its inputs."""
         tasks = self.spec["root"]["dag"]["tasks"]
-
-        def upstream(name: str) -> set[str]:
-            task = tasks[name]
-            ups = set(task.get("dependentTasks", []))
+        ups = {}
+        for name, task in tasks.items():
+            ups[name] = set(task.get("dependentTasks", []))
             for value in task.get("inputs", {}).get("artifacts", {}).values():
                 if "taskOutputArtifact" in value:
-                    ups.add(value["taskOutputArtifact"]["producerTask"])
-            return ups
-
-        done: list[str] = []
-        pending = sorted(tasks)
-        while pending:
-            ready = [n for n in pending if upstream(n) <= set(done)]
-            if not ready:
-                raise ValueError(f"cycle among tasks {pending}")
-            done += ready
-            pending = [n for n in pending if n not in ready]
-        return done
+                    ups[name].add(value["taskOutputArtifact"]["producerTask"])
+        return ups
 
     # -- one run --------------------------------------------------------------------------
     def run(self, run_id: str) -> dict[str, TaskResult]:
+        """Runs every task once its upstream tasks are done, each ready task at once, as
+        both backends do (two Trainers side by side, the pusher beside the report)."""
+        ups = self.upstream()
         results: dict[str, TaskResult] = {}
-        for name in self.order():
-            results[name] = self._run_task(name, run_id, results)
+        pending = set(ups)
+        running: dict[concurrent.futures.Future, str] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(ups) or 1) as pool:
+            try:
+                while pending or running:
+                    for name in sorted(n for n in pending if ups[n] <= results.keys()):
+                        pending.discard(name)
+                        running[pool.submit(self._run_task, name, run_id, dict(results))] = name
+                    if not running:
+                        raise ValueError(f"cycle among tasks {sorted(pending)}")
+                    done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                    for future in done:
+                        results[running.pop(future)] = future.result()  # a failed task ends the run
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # tasks already started finish
         return results
 
     def _component(self, task: dict) -> dict:
@@ -187,7 +201,9 @@ class Launcher:
         if cached is not None and task.get("cachingOptions", {}).get("enableCache", False):
             return TaskResult(name, "cached", copy.deepcopy(cached), key)
 
+        started = time.monotonic()
         self._exec(container["command"] + container.get("args", []), executor_input, name)
+        seconds = time.monotonic() - started
         produced = json.loads(output_file.read_text()).get("artifacts", {})
         final = {}
         for out_key, planned in outputs.items():
@@ -199,7 +215,7 @@ class Launcher:
                 self.store.record(artifact)
             final[out_key] = artifacts
         self.store.cache[key] = copy.deepcopy(final)
-        return TaskResult(name, "ran", final, key)
+        return TaskResult(name, "ran", final, key, seconds)
 
     def _exec(self, command: list[str], executor_input: dict, label: str) -> None:
         payload = json.dumps(executor_input)

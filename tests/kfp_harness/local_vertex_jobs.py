@@ -10,13 +10,15 @@ pool 1 `worker`, pool 2 `ps`), both with the `environment` and `job` fields, on 
 localhost ports. The job succeeds when every replica exits 0; Vertex AI fails a job whose
 replica fails.
 
-- In a test process: `install(monkeypatch, log_dir)`.
-- Around a container entrypoint (the compiled-pipeline harness):
-  `python -m tests.kfp_harness.local_vertex_jobs MODULE ARGS...` runs MODULE with the
-  stand-in installed; replica logs go to `$LOCAL_VERTEX_LOG_DIR` (default: a temp dir).
+Around a container entrypoint (the compiled-pipeline harness):
+`python -m tests.kfp_harness.local_vertex_jobs MODULE ARGS...` runs MODULE with the
+stand-in installed; each CustomJob's request (`custom_job.json`) and replica logs go to
+`$LOCAL_VERTEX_LOG_DIR/<job number>/` (default: a temp dir).
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import os
 import runpy
@@ -28,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 TF_ROLES = ("chief", "worker", "ps", "evaluator")  # Vertex AI: pool index -> TF_CONFIG role
 LOG_DIR_ENV = "LOCAL_VERTEX_LOG_DIR"
+CUSTOM_JOB_FILE = "custom_job.json"  # the CustomJob as TFX sent it, beside its replicas' logs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -86,7 +89,10 @@ class LocalJobService:
         name = f"{parent}/customJobs/{len(self.jobs) + 1}"
         job = SimpleNamespace(name=name, custom_job=custom_job, state=JobState.JOB_STATE_FAILED, exit_codes={})
         self.jobs.append(job)
-        job.exit_codes = run_worker_pools(custom_job["job_spec"], self.log_dir / str(len(self.jobs)), self.timeout_s)
+        log_dir = self.log_dir / str(len(self.jobs))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / CUSTOM_JOB_FILE).write_text(json.dumps(custom_job, indent=1, default=str))
+        job.exit_codes = run_worker_pools(custom_job["job_spec"], log_dir, self.timeout_s)
         job.state = JobState.JOB_STATE_SUCCEEDED
         print(f"local Vertex AI job {name}: replica exit codes {job.exit_codes}", file=sys.stderr, flush=True)
         return job
@@ -95,22 +101,32 @@ class LocalJobService:
         return next(job for job in self.jobs if job.name == name)
 
 
-def install(monkeypatch, log_dir: Path, timeout_s: float = 900) -> type[LocalJobService]:
-    """Answers Vertex AI job calls locally for the rest of the test; returns the service."""
-    from google.cloud.aiplatform import gapic
+class _StandInOnImport(importlib.abc.MetaPathFinder):
+    """Puts LocalJobService in place of the job service client when (and only when) the
+    task imports Vertex AI's client: the other tasks start as fast as in the image, where
+    only the Trainer's step loads it."""
 
-    service = type("TestJobService", (LocalJobService,), {"log_dir": Path(log_dir), "timeout_s": timeout_s,
-                                                          "jobs": []})
-    monkeypatch.setattr(gapic, "JobServiceClient", service)
-    return service
+    MODULE = "google.cloud.aiplatform.gapic"
+
+    def find_spec(self, name, path, target=None):
+        if name != self.MODULE:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            module.JobServiceClient = LocalJobService
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 def main(argv: Sequence[str]) -> None:
-    from google.cloud.aiplatform import gapic
-
     if os.environ.get(LOG_DIR_ENV):
         LocalJobService.log_dir = Path(os.environ[LOG_DIR_ENV])
-    gapic.JobServiceClient = LocalJobService
+    sys.meta_path.insert(0, _StandInOnImport())
     module, *args = argv
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
