@@ -47,7 +47,7 @@ def _model_info(model_uri: str) -> dict:
     """The candidate's model_info.json (assets.extra); {} when it has none."""
     try:
         return serving_layout.read_asset(os.path.join(model_uri, ARTIFACT_SERVING_DIR), serving_layout.ASSETS_INFO) or {}
-    except Exception:  # noqa: BLE001 - an older model without the asset
+    except Exception:  # noqa: BLE001 - an unreadable asset (None: a model without one)
         return {}
 
 

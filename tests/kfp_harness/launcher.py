@@ -32,7 +32,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from pathlib import Path
 from typing import Any, Optional
@@ -71,7 +70,6 @@ class TaskResult:
     status: str  # "ran", "cached" or "resolved"
     outputs: dict[str, list[dict]]
     cache_key: Optional[str] = None
-    seconds: float = 0.0  # wall time of the task's processes
 
 
 def _title(artifact_type: dict) -> str:
@@ -201,9 +199,7 @@ class Launcher:
         if cached is not None and task.get("cachingOptions", {}).get("enableCache", False):
             return TaskResult(name, "cached", copy.deepcopy(cached), key)
 
-        started = time.monotonic()
         self._exec(container["command"] + container.get("args", []), executor_input, name)
-        seconds = time.monotonic() - started
         produced = json.loads(output_file.read_text()).get("artifacts", {})
         final = {}
         for out_key, planned in outputs.items():
@@ -215,7 +211,7 @@ class Launcher:
                 self.store.record(artifact)
             final[out_key] = artifacts
         self.store.cache[key] = copy.deepcopy(final)
-        return TaskResult(name, "ran", final, key, seconds)
+        return TaskResult(name, "ran", final, key)
 
     def _exec(self, command: list[str], executor_input: dict, label: str) -> None:
         payload = json.dumps(executor_input)
