@@ -38,7 +38,7 @@ def run_local(config: PipelineConfig, verbose: bool = False) -> None:
     check_catalog(os.path.join(config.catalog_dir, config.spec.csv_file), config.spec)
     from components.run_console import console
 
-    with console(verbose, on_component_end=process_memory.release_freed_memory):
+    with console(verbose, on_component_ran=process_memory.release_freed_memory):
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
         from components.run_summary import print_summary

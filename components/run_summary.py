@@ -10,10 +10,13 @@ import os
 from typing import Any
 
 from components.run_status import list_runs
+from components.safe_pusher.component import SafePusher
 from schema.config import PipelineConfig
 from schema.mlmd import newest, open_store, prop
 
-PUSHER_NODE = "SafePusher"  # the pusher's node id in pipeline_definition.py
+# The pusher's node id: TFX names a node after its component class unless given an id, and
+# pipeline_definition.py gives it none.
+PUSHER_NODE = SafePusher.__name__
 RESOLVER_SUFFIX = "_resolver"  # resolver nodes resolve inputs in every run; they do no work
 
 

@@ -137,3 +137,11 @@ def test_tfx_reruns_only_the_component_whose_code_changed(tmp_path, demo_catalog
     edit("components/taxonomy_gen/executor.py")
     edited = run()
     assert edited["executed"] == ["TaxonomyGen"] and edited["cached"] == ["CatalogExampleGen"]
+
+
+def test_run_summary_names_the_pipelines_pusher_node(built):
+    """The summary tells a push by an earlier run from this run's by the pusher node's id."""
+    from components.run_summary import PUSHER_NODE
+    from components.safe_pusher.component import SafePusher
+
+    assert isinstance(built[PUSHER_NODE], SafePusher)

@@ -109,21 +109,23 @@ def test_the_dofns_of_one_step_share_one_count():
     assert run_console.rate_log("Step", restart=True) is not first  # the next run of the step
 
 
-def test_the_end_callback_runs_once_per_finished_component_and_never_breaks_the_run():
-    """`pipeline.py run` gives freed memory back to the system there (process_memory)."""
+def test_the_end_callback_runs_once_per_component_that_ran_and_never_breaks_the_run():
+    """`pipeline.py run` gives freed memory back to the system there (process_memory); a
+    component served from the cache freed nothing, so the callback is skipped."""
     calls = []
     out = io.StringIO()
-    lines = ComponentLines(out, on_component_end=lambda: calls.append(len(out.getvalue().splitlines())))
+    lines = ComponentLines(out, on_component_ran=lambda: calls.append(len(out.getvalue().splitlines())))
     for msg, args in [("Component %s is running.", ("Embedder",)), ("A cached execution %d is used.", (3,)),
                       ("Component %s is finished.", ("Embedder",)), ("Component %s is running.", ("Trainer",)),
-                      ("Component %s is finished.", ("Trainer",))]:
+                      ("Component %s is finished.", ("Trainer",)), ("Component %s is running.", ("Evaluator",)),
+                      ("Component %s is finished.", ("Evaluator",))]:
         lines.handle(_record("absl", logging.INFO, msg, args))
-    assert calls == [2, 4]  # after each end line, cached or not, and at no other event
+    assert calls == [4, 6]  # after the end line of each component that ran, at no other event
 
     def broken():
         raise RuntimeError("no memory to give back")
 
-    failing = ComponentLines(io.StringIO(), on_component_end=broken)
+    failing = ComponentLines(io.StringIO(), on_component_ran=broken)
     failing.handleError = lambda record: None  # what logging does with a handler's error: report, go on
     failing.handle(_record("absl", logging.INFO, "Component %s is running.", ("Embedder",)))
     failing.handle(_record("absl", logging.INFO, "Component %s is finished.", ("Embedder",)))
