@@ -27,6 +27,12 @@ photo only (title blank), on the **calibration** split (the eval split is not re
    - `block+head`: that, then block 15 and the head conv fine-tuned with it.
    Fine-tuning reports calibration accuracy after every epoch; the table gives the last
    epoch's and the best epoch's (the best is read off calibration, so slightly optimistic).
+4. `--pooling KIND ...` instead compares ways of pooling the frozen network's last feature
+   map (1280 channels at 7x7) into the photo's features, each with the frozen softmax of
+   step 3 per seed (`--seeds`): `gap` (the encoder's global average, the reference),
+   `gap+gmp` (average and maximum), `gem3` (generalised mean, p = 3), `grid2` (the average
+   of each of four overlapping 4x4 quadrants: where in the photo a pattern is) and
+   `gap+grid2`.
 """
 from __future__ import annotations
 
@@ -47,6 +53,7 @@ from schema.encoders import efficientnet_lite0  # noqa: E402
 
 TAP_BLOCK = "_blocks.15"  # the last MBConv block; its input is what is stored
 SPLITS = ("train", "calibration")
+POOLINGS = ("gap", "gap+gmp", "gem3", "grid2", "gap+grid2")
 
 
 # ---- photos and their stored activations ------------------------------------------------
@@ -203,6 +210,58 @@ def build_top(weights: dict, trainable: str):
     return block, head
 
 
+def feature_maps(block, head, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Stored activations -> the frozen network's last feature map [n, 7, 7, 1280] (after
+    the head conv's ReLU6, before the pool)."""
+    import tensorflow as tf
+
+    conv = head.get_layer("head_conv")
+    return np.concatenate([tf.nn.relu6(conv(block(x[i:i + batch].astype(np.float32), training=False))).numpy()
+                           for i in range(0, len(x), batch)])
+
+
+def pool_feature_map(maps: np.ndarray, kind: str) -> np.ndarray:
+    """[n, 7, 7, C] -> [n, D] photo features pooled as `kind` (one of POOLINGS)."""
+    if kind == "gap":
+        return maps.mean(axis=(1, 2))
+    if kind == "gap+gmp":
+        return np.concatenate([maps.mean(axis=(1, 2)), maps.max(axis=(1, 2))], axis=1)
+    if kind == "gem3":  # the activations are >= 0 (ReLU6)
+        return np.cbrt((maps.astype(np.float64) ** 3).mean(axis=(1, 2))).astype(np.float32)
+    if kind == "grid2":
+        return np.concatenate([maps[:, a:a + 4, b:b + 4].mean(axis=(1, 2)) for a in (0, 3) for b in (0, 3)], axis=1)
+    if kind == "gap+grid2":
+        return np.concatenate([pool_feature_map(maps, "gap"), pool_feature_map(maps, "grid2")], axis=1)
+    raise ValueError(f"unknown pooling {kind!r}; choose one of {POOLINGS}")
+
+
+def compare_poolings(block, head, data: dict, kinds: Sequence[str], seeds: Sequence[int], epochs: int,
+                     dropout: float) -> list[tuple[str, int, int, float, float]]:
+    """Per pooling and seed: (kind, features, seed, calibration leaf accuracy, mirror-averaged)
+    of the frozen softmax trained on the train photos and their mirror images (features
+    standardised on train)."""
+    labels, truth = list(data["train-labels"]), list(data["calibration-labels"])
+    classes = sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[c] for c in labels + labels])
+    maps = {name: feature_maps(block, head, data[name])
+            for name in ("train", "train-flipped", "calibration", "calibration-flipped")}
+    rows = []
+    for kind in kinds:
+        x = np.concatenate([pool_feature_map(maps["train"], kind), pool_feature_map(maps["train-flipped"], kind)])
+        mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+        calib = (pool_feature_map(maps["calibration"], kind) - mean) / std
+        calib_flipped = (pool_feature_map(maps["calibration-flipped"], kind) - mean) / std
+        for seed in seeds:
+            model = train_softmax((x - mean) / std, y, len(classes), epochs, dropout, seed)
+            plain = model.predict(calib, verbose=0)
+            averaged = plain + model.predict(calib_flipped, verbose=0)
+            rows.append((kind, x.shape[1], seed, leaf_accuracy(plain, classes, truth),
+                         leaf_accuracy(averaged, classes, truth)))
+            print(f"{kind} (seed {seed}): {rows[-1][3]:.4f}, mirror-averaged {rows[-1][4]:.4f}", flush=True)
+    return rows
+
+
 def predict_batches(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate([model(x[i:i + batch].astype(np.float32), training=False).numpy()
                            for i in range(0, len(x), batch)])
@@ -276,6 +335,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--probe-c", type=float, nargs="+", default=[0.1, 1.0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pooling", nargs="+", choices=POOLINGS,
+                        help="compare these poolings of the frozen feature map instead (step 4)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11], help="the seeds of --pooling")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -316,6 +378,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"(float16 activations)", flush=True)
     if gap > 0.05:
         raise SystemExit(f"error: the Keras top does not reproduce the encoder (max |difference| {gap:.4f})")
+    if args.pooling:
+        rows = compare_poolings(block, head, data, args.pooling, args.seeds, args.softmax_epochs, args.dropout)
+        print("\n| pooling | features | seed | calibration leaf accuracy | mirror-averaged |")
+        print("|---|---|---|---|---|")
+        for kind, width, seed, acc, averaged_acc in rows:
+            print(f"| {kind} | {width:,} | {seed} | {acc:.4f} | {averaged_acc:.4f} |")
+        print(f"\ntotal {time.time() - t_start:.0f} s")
+        return 0
 
     results = []  # (name, accuracy, mirror-averaged, best epoch mirror-averaged, seconds)
     n_plain = len(plain_labels)

@@ -260,3 +260,79 @@ def test_each_ensemble_member_learns_from_its_own_loss():
     one_hot = np.eye(logits.shape[-1])[labels]
     np.testing.assert_allclose(grad, (np.exp(log_probs[:, 0]) - one_hot) / 3, atol=1e-5)
     assert build_model(tax, dataclasses.replace(get_preset("small"), members=1)).__class__ is HierarchicalClassifier
+
+
+def _labelled(inputs: dict, n: int) -> dict:
+    """`inputs` with level labels: every product at class 1 of level 1, STOP below."""
+    for k in (1, 2, 3):
+        inputs[features.label_id_feature(k)] = tf.ones([n], tf.int64) if k == 1 else tf.zeros([n], tf.int64)
+        inputs[features.label_mask_feature(k)] = tf.constant([1.0] * (n - 1) + [0.0]) if k == 3 else tf.ones([n])
+    return inputs
+
+
+def test_photo_only_loss_is_the_mean_over_the_products_with_a_photo():
+    """Only the products with a photo go through the photo-only pass; the loss is the mean,
+    over them, of the masked cross-entropies of the heads fed the photo alone."""
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), photo_aux_weight=0.5, dropout=0.0, modality_dropout=0.0,
+                                 ngram_dropout=0.0)
+    model = HierarchicalClassifier(tax, preset, embedding_features=(features.TEXT_EMBEDDING, features.IMAGE_EMBEDDING))
+    n = 6
+    inputs = _labelled(_inputs(n, preset.hash_buckets), n)
+    inputs[features.TEXT_EMBEDDING] = tf.random.stateless_normal([n, 512], [3, 4])
+    photo = np.array([1, 0, 1, 0, 0, 1], bool)  # the last product's level 3 is masked
+    inputs[features.IMAGE_EMBEDDING] = tf.random.stateless_normal([n, 1280], [5, 6]) * photo[:, None]
+    model(inputs, training=True)
+    loss = float(tf.add_n(model.losses))
+    # By hand: each photo product alone, text blanked, through the same layers.
+    expected = 0.0
+    for i in np.flatnonzero(photo):
+        image = inputs[features.IMAGE_EMBEDDING][i:i + 1]
+        h = model._fuse(tf.zeros([1, preset.token_dim]), [tf.zeros([1, 512])], [image], training=False)
+        parent = None
+        for k in (1, 2, 3):
+            label = int(inputs[features.label_id_feature(k)][i])
+            logits = model.level_logits(k, h, parent).numpy()[0].astype(np.float64)
+            ce = np.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[label]
+            expected += float(inputs[features.label_mask_feature(k)][i]) * ce
+            parent = tf.constant([label])
+    expected = preset.photo_aux_weight * expected / photo.sum()
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+
+
+def test_ensemble_reads_its_shared_wide_table_once_with_each_member_s_result():
+    """The ensemble computes the shared wide part once a batch and hands it to every member:
+    the training logits and the wide table's gradient are what each member computing its
+    own lookup gives."""
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), members=3, dropout=0.0, modality_dropout=0.0,
+                                 ngram_dropout=0.0, photo_aux_weight=0.0, ngram_init_scale=0.5)
+    model = build_model(tax, preset)
+    n = 8
+    inputs = _labelled(_inputs(n, preset.hash_buckets), n)
+    model(inputs, training=True)  # builds
+    table = model.members[0].wide.table
+    assert all(m.wide is model.members[0].wide for m in model.members)
+    table.assign(tf.random.stateless_normal(table.shape, [1, 2]))
+    calls = []
+    original = type(model.members[0].wide).call
+
+    def counted(layer, *args, **kwargs):
+        calls.append(layer.name)
+        return original(layer, *args, **kwargs)
+
+    type(model.members[0].wide).call = counted
+    try:
+        with tf.GradientTape(persistent=True) as tape:
+            once = model(inputs, training=True)
+            own = [m(inputs, training=True) for m in model.members]  # each member's own lookup
+            loss_once = sum(tf.reduce_sum(v) for v in once.values())
+            loss_own = sum(tf.reduce_sum(v) for out in own for v in out.values())
+    finally:
+        type(model.members[0].wide).call = original
+    assert calls.count("wide") == 1 + len(model.members)
+    for name in once:
+        np.testing.assert_allclose(once[name].numpy(), tf.stack([o[name] for o in own], axis=1).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+    grad_once, grad_own = (tf.convert_to_tensor(tape.gradient(x, table)) for x in (loss_once, loss_own))
+    np.testing.assert_allclose(grad_once.numpy(), grad_own.numpy(), rtol=1e-4, atol=1e-5)

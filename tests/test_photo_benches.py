@@ -60,3 +60,29 @@ def test_fit_prefers_the_fusion_that_changes_least():
     assert result["text path"] == 0.5
     assert result["fused (cross-fitted)"] == 1.0
     assert (result["fused fixed"], result["fused broke"]) == (4, 0)
+
+
+def test_poolings_of_the_feature_map_say_what_and_where():
+    """bench/image_finetune.py --pooling: the average is the encoder's pool, the quadrants
+    tell where in the photo a channel fires, the maximum and GeM lean to its strongest cell."""
+    import pytest
+
+    from bench.image_finetune import POOLINGS, pool_feature_map
+
+    maps = np.zeros((2, 7, 7, 3), np.float32)
+    maps[0, 0, 0, 0] = 6.0  # photo 0: channel 0 fires in the top-left corner only
+    maps[1, 6, 6, 0] = 6.0  # photo 1: the same, bottom-right
+    maps[:, :, :, 1] = 2.0  # channel 1: everywhere
+    gap = pool_feature_map(maps, "gap")
+    np.testing.assert_allclose(gap, maps.mean(axis=(1, 2)))
+    np.testing.assert_allclose(gap[0], gap[1])  # the average cannot tell the two apart
+    grid = pool_feature_map(maps, "grid2").reshape(2, 4, 3)  # quadrants top-left, top-right, ...
+    assert grid[0, 0, 0] > 0 and grid[0, 3, 0] == 0 and grid[1, 0, 0] == 0 and grid[1, 3, 0] > 0
+    np.testing.assert_allclose(grid[:, :, 1], 2.0)
+    both = pool_feature_map(maps, "gap+gmp")
+    assert both.shape == (2, 6) and both[0, 3] == 6.0 and both[0, 4] == 2.0
+    gem = pool_feature_map(maps, "gem3")
+    assert gap[0, 0] < gem[0, 0] < 6.0 and np.isclose(gem[0, 1], 2.0)
+    assert {pool_feature_map(maps, k).shape[1] for k in POOLINGS} == {3, 6, 12, 15}
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool_feature_map(maps, "median")

@@ -206,6 +206,14 @@ class HierarchicalClassifier(keras.Model):
         wide, *modalities = self._drop_modality(*modalities) if training else modalities
         return self._fuse(*modalities, training=training), wide
 
+    def wide_logits(self, inputs: dict) -> list:
+        """The wide part's logits on `inputs`, per level (this classifier must have a wide part)."""
+        ids = inputs[features.TEXT_TOKENS]
+        # Folding the ids is hashing into fewer buckets: the ids are a fingerprint modulo
+        # hash_buckets, of which wide_buckets is a divisor (checked in the preset).
+        folded = tf.SparseTensor(ids.indices, tf.math.floormod(ids.values, self.wide.buckets), ids.dense_shape)
+        return tf.split(self.wide(folded, inputs.get(features.TEXT_TOKEN_WEIGHTS)), self.num_classes, axis=1)
+
     def _modalities(self, inputs: dict, wide_done: dict | None = None) -> tuple:
         """(wide logits per level or None, n-gram bag, sentence embeddings, image embeddings)
         as the product has them."""
@@ -214,10 +222,7 @@ class HierarchicalClassifier(keras.Model):
         bag = self.bag(ids, weights)
         wide = None if self.wide is None or wide_done is None else wide_done.get(id(self.wide))
         if self.wide is not None and wide is None:
-            # Folding the ids is hashing into fewer buckets: the ids are a fingerprint modulo
-            # hash_buckets, of which wide_buckets is a divisor (checked in the preset).
-            folded = tf.SparseTensor(ids.indices, tf.math.floormod(ids.values, self.wide.buckets), ids.dense_shape)
-            wide = tf.split(self.wide(folded, weights), self.num_classes, axis=1)
+            wide = self.wide_logits(inputs)
             if wide_done is not None:
                 wide_done[id(self.wide)] = wide
         sentence = [tf.cast(inputs[n], tf.float32) for n in self.sentence_features]
@@ -282,8 +287,11 @@ class HierarchicalClassifier(keras.Model):
         return logits + (1.0 - mask) * _NEG
 
     # ---- training (teacher forcing) ----------------------------------------------------
-    def call(self, inputs: dict, training: bool = False) -> dict:
-        modalities = self._modalities(inputs)
+    def call(self, inputs: dict, training: bool = False, wide: list | None = None) -> dict:
+        """Teacher-forced logits per level. `wide`: this classifier's wide logits on `inputs`,
+        already computed (`wide_logits`) by an ensemble whose members share the table; None:
+        computed here."""
+        modalities = self._modalities(inputs, None if wide is None else {id(self.wide): wide})
         h, wide = self._encode(modalities, training)
         _, bag, sentence, image = modalities
         if training and self.preset.photo_aux_weight > 0 and image:
@@ -304,15 +312,23 @@ class HierarchicalClassifier(keras.Model):
         Modality dropout alone shows the heads a photo-only product only when it happens
         to drop the text (15% of photo products), and the fused model then got less out of
         a photo than a linear probe on the frozen image embedding does."""
-        has_photo = _present(image[0])[:, 0]
-        h = self._fuse(tf.zeros_like(bag), [tf.zeros_like(t) for t in sentence], image, training=True)
+        # Only the products with a photo go through the photo-only pass (a fifth of a fashion
+        # batch): the others would add nothing to the loss but their share of the compute.
+        rows = tf.where(_present(image[0])[:, 0] > 0)[:, 0]
+        count = tf.size(rows)
+        h = self._fuse(tf.zeros([count, bag.shape[-1]]), [tf.zeros([count, t.shape[-1]]) for t in sentence],
+                       [tf.gather(i, rows) for i in image], training=True)
+
+        def photo_rows(name: str, dtype: tf.DType) -> tf.Tensor:
+            return tf.reshape(tf.gather(tf.cast(inputs[name], dtype), rows), [-1])
+
         total = 0.0
         for k in range(1, self.depth + 1):
-            labels = tf.maximum(tf.cast(inputs[features.label_id_feature(k)], tf.int32), 0)
-            parent = None if k == 1 else tf.maximum(tf.cast(inputs[features.label_id_feature(k - 1)], tf.int32), 0)
+            labels = tf.maximum(photo_rows(features.label_id_feature(k), tf.int32), 0)
+            parent = None if k == 1 else tf.maximum(photo_rows(features.label_id_feature(k - 1), tf.int32), 0)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, self.level_logits(k, h, parent))
-            w = tf.cast(inputs[features.label_mask_feature(k)], tf.float32) * has_photo
-            total += tf.reduce_sum(ce * w) / tf.maximum(tf.reduce_sum(has_photo), 1.0)
+            w = photo_rows(features.label_mask_feature(k), tf.float32)
+            total += tf.reduce_sum(ce * w) / tf.maximum(tf.cast(count, tf.float32), 1.0)
         self.add_loss(weight * total)
 
     # ---- inference ----------------------------------------------------------------------
@@ -340,11 +356,15 @@ class HierarchicalEnsemble(keras.Model):
         shared = None
         if preset.shared_wide and preset.wide_buckets > 0:
             shared = wide_table(preset, sum(taxonomy.num_classes(k) for k in range(1, taxonomy.depth + 1)), seen_ids)
+        self._wide_read_once = shared is not None  # (a flag, not the layer: Keras would track it twice)
         self.members = [HierarchicalClassifier(taxonomy, preset, embedding_features=embedding_features, wide=shared,
                                                seen_ids=seen_ids, name=f"member_{i}") for i in range(preset.members)]
 
     def call(self, inputs: dict, training: bool = False) -> dict:
-        outputs = [member(inputs, training=training) for member in self.members]
+        # A shared wide table is read once a batch for all members (each still applies its own
+        # dropout to it): one lookup, and one gradient for the table instead of a copy per member.
+        wide = self.members[0].wide_logits(inputs) if self._wide_read_once else None
+        outputs = [member(inputs, training=training, wide=wide) for member in self.members]
         return {name: tf.stack([out[name] for out in outputs], axis=1) for name in outputs[0]}
 
     def beam_search(self, inputs: dict, beam_width: int, all_beams: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
