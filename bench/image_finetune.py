@@ -210,13 +210,13 @@ def build_top(weights: dict, trainable: str):
     return block, head
 
 
-def feature_maps(block, head, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Stored activations -> the frozen network's last feature map [n, 7, 7, 1280] (after
-    the head conv's ReLU6, before the pool)."""
+def feature_maps(head, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The last block's outputs -> the frozen network's last feature map [n, 7, 7, 1280]
+    (the head conv and its ReLU6, before the pool)."""
     import tensorflow as tf
 
     conv = head.get_layer("head_conv")
-    return np.concatenate([tf.nn.relu6(conv(block(x[i:i + batch].astype(np.float32), training=False))).numpy()
+    return np.concatenate([tf.nn.relu6(conv(x[i:i + batch].astype(np.float32))).numpy()
                            for i in range(0, len(x), batch)])
 
 
@@ -235,29 +235,26 @@ def pool_feature_map(maps: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"unknown pooling {kind!r}; choose one of {POOLINGS}")
 
 
-def compare_poolings(block, head, data: dict, kinds: Sequence[str], seeds: Sequence[int], epochs: int,
-                     dropout: float) -> list[tuple[str, int, int, float, float]]:
+def compare_poolings(head, frozen: dict, y_train: np.ndarray, classes: Sequence[str], calib_truth: Sequence[str],
+                     kinds: Sequence[str], seeds: Sequence[int], epochs: int, dropout: float
+                     ) -> list[tuple[str, int, int, float, float]]:
     """Per pooling and seed: (kind, features, seed, calibration leaf accuracy, mirror-averaged)
-    of the frozen softmax trained on the train photos and their mirror images (features
-    standardised on train)."""
-    labels, truth = list(data["train-labels"]), list(data["calibration-labels"])
-    classes = sorted(set(labels))
-    index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[c] for c in labels + labels])
-    maps = {name: feature_maps(block, head, data[name])
-            for name in ("train", "train-flipped", "calibration", "calibration-flipped")}
+    of the frozen softmax trained on `frozen["train"]` (the last block's outputs of main's
+    train set, mirrored copies included unless --no-flip; labels `y_train`), its features
+    standardised on train."""
+    maps = {name: feature_maps(head, x) for name, x in frozen.items()}
     rows = []
     for kind in kinds:
-        x = np.concatenate([pool_feature_map(maps["train"], kind), pool_feature_map(maps["train-flipped"], kind)])
+        x = pool_feature_map(maps["train"], kind)
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
         calib = (pool_feature_map(maps["calibration"], kind) - mean) / std
         calib_flipped = (pool_feature_map(maps["calibration-flipped"], kind) - mean) / std
         for seed in seeds:
-            model = train_softmax((x - mean) / std, y, len(classes), epochs, dropout, seed)
+            model = train_softmax((x - mean) / std, y_train, len(classes), epochs, dropout, seed)
             plain = model.predict(calib, verbose=0)
             averaged = plain + model.predict(calib_flipped, verbose=0)
-            rows.append((kind, x.shape[1], seed, leaf_accuracy(plain, classes, truth),
-                         leaf_accuracy(averaged, classes, truth)))
+            rows.append((kind, x.shape[1], seed, leaf_accuracy(plain, classes, calib_truth),
+                         leaf_accuracy(averaged, classes, calib_truth)))
             print(f"{kind} (seed {seed}): {rows[-1][3]:.4f}, mirror-averaged {rows[-1][4]:.4f}", flush=True)
     return rows
 
@@ -379,7 +376,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if gap > 0.05:
         raise SystemExit(f"error: the Keras top does not reproduce the encoder (max |difference| {gap:.4f})")
     if args.pooling:
-        rows = compare_poolings(block, head, data, args.pooling, args.seeds, args.softmax_epochs, args.dropout)
+        rows = compare_poolings(head, frozen, y_train, classes, calib_truth, args.pooling, args.seeds,
+                                args.softmax_epochs, args.dropout)
         print("\n| pooling | features | seed | calibration leaf accuracy | mirror-averaged |")
         print("|---|---|---|---|---|")
         for kind, width, seed, acc, averaged_acc in rows:

@@ -25,6 +25,7 @@ import pytest
 from kubeflow import compiler, submit
 from kubeflow.settings import KubeflowSettings
 from schema import serving_layout
+from schema.encoders import word_mapper
 from tests.conftest import shared_catalog
 from tests.kfp_harness.launcher import KFP, REPO_ROOT, VERTEX, Launcher, Store
 from tests.kfp_harness.local_vertex_jobs import CUSTOM_JOB_FILE, LOG_DIR_ENV
@@ -169,8 +170,9 @@ def test_vertex_trainer_step_is_one_two_replica_custom_job(vertex_runs):
     assert "the chief writes the model" in worker and "Training complete" not in worker
     assert model["uri"] not in re.search(r"saved its copy of the hierarchical model to scratch (\S+)", worker)[1]
     assert sorted(p.name for p in Path(model["uri"]).iterdir()) == ["Format-Serving"]
-    assert sorted(p.name for p in (serving / serving_layout.ASSETS_EXTRA).iterdir()) == [
-        "model_info.json", "taxonomy.json", "thresholds.json", "word_mapper.npz"]
+    assert sorted(p.name for p in (serving / serving_layout.ASSETS_EXTRA).iterdir()) == sorted([
+        serving_layout.ASSETS_INFO, serving_layout.ASSETS_TAXONOMY, serving_layout.ASSETS_THRESHOLDS,
+        word_mapper.FILE_NAME])
     assert info["workers"] == 2 and info["loss_history"][-1] < info["loss_history"][0]
     # The model_run artifact holds the chief's TensorBoard logs alone: one event file per
     # folder (a second writer would add its own file beside it).
