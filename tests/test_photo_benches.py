@@ -27,6 +27,16 @@ def test_stored_activations_and_keras_top_reproduce_the_image_encoder():
     assert not frozen_block.trainable and not frozen_head.trainable
 
 
+def test_image_networks_bench_reads_the_encoder_s_stages_off_its_checkpoint():
+    """bench/image_networks.py builds the other Lite sizes from their checkpoints alone; on
+    the encoder's own checkpoint that reading gives the stages the encoder is built from."""
+    from bench.image_networks import stages_of
+    from schema.encoders import efficientnet_lite0
+    from schema.encoders.torch_checkpoint import load_state_dict
+
+    assert stages_of(load_state_dict(efficientnet_lite0.weights_path())) == efficientnet_lite0.LITE0_STAGES
+
+
 def _log(p):
     return np.log(np.asarray(p, np.float64))
 

@@ -154,8 +154,9 @@ class TextEncoder:
         return out
 
 
-def decode_image(data: bytes) -> Optional[np.ndarray]:
-    """Encoded image bytes -> uint8 RGB [224, 224, 3], or None when PIL cannot read them.
+def decode_image(data: bytes, size: int = IMAGE_SIZE) -> Optional[np.ndarray]:
+    """Encoded image bytes -> uint8 RGB [size, size, 3] (the image network's input: 224), or
+    None when PIL cannot read them.
 
     Transparent pixels (PNG/GIF/WebP alpha, palette transparency) are put on white, the
     usual catalog background; CMYK, grayscale, 16-bit and palette images become RGB."""
@@ -176,7 +177,7 @@ def decode_image(data: bytes) -> Optional[np.ndarray]:
                 im = im.point(lambda v: v * (1 / 256)).convert("L")
             elif im.mode == "F":
                 im = im.convert("L")
-            im = im.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+            im = im.convert("RGB").resize((size, size), Image.BILINEAR)
             return np.asarray(im, np.uint8)
     except Exception:  # corrupt, truncated or not an image at all
         return None

@@ -76,9 +76,14 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class _GraphBuilder(OnnxGraph):
-    def __init__(self, weights: dict[str, np.ndarray]):
+    """The graph of one EfficientNet-Lite: Lite0's stages at 224x224 unless told otherwise
+    (bench/image_networks.py builds the larger Lite networks from their checkpoints)."""
+
+    def __init__(self, weights: dict[str, np.ndarray], stages: tuple = LITE0_STAGES, image_size: int = IMAGE_SIZE):
         super().__init__()
         self.weights = weights
+        self.stages = stages
+        self.image_size = image_size
         self.used: set[str] = set()
 
     def weight(self, key: str, shape: tuple) -> np.ndarray:
@@ -119,17 +124,17 @@ class _GraphBuilder(OnnxGraph):
         x = self.node("Sub", [x, self.constant("pixel_offset", np.array(127.0, np.float32))])
         x = self.node("Div", [x, self.constant("pixel_scale", np.array(128.0, np.float32))])
         x = self.node("Transpose", [x], perm=[0, 3, 1, 2])
-        size = IMAGE_SIZE
+        size = self.image_size
         x = self.conv_bn(x, "_conv_stem", "_bn0", 3, STEM_CHANNELS, 3, 2, size)
         size = math.ceil(size / 2)
         index = 0
-        for stage in LITE0_STAGES:
+        for stage in self.stages:
             c_in, stride = stage.channels_in, stage.stride
             for _ in range(stage.repeats):
                 x, size = self.block(x, f"_blocks.{index}", stage, c_in, stride, size)
                 c_in, stride = stage.channels_out, 1
                 index += 1
-        x = self.conv_bn(x, "_conv_head", "_bn1", LITE0_STAGES[-1].channels_out, FEATURES, 1, 1, size)
+        x = self.conv_bn(x, "_conv_head", "_bn1", self.stages[-1].channels_out, FEATURES, 1, 1, size)
         x = self.node("GlobalAveragePool", [x])
         self.nodes.append(helper.make_node("Flatten", [x], [OUTPUT_NAME], name=OUTPUT_NAME, axis=1))
         unused = set(self.weights) - self.used - {"_fc.weight", "_fc.bias"}  # the classifier is not used
@@ -137,7 +142,7 @@ class _GraphBuilder(OnnxGraph):
             raise ValueError(f"EfficientNet-Lite0 checkpoint has weights this graph does not use: {sorted(unused)[:5]}")
         graph = helper.make_graph(
             self.nodes, "efficientnet_lite0_pooled_features",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["n", IMAGE_SIZE, IMAGE_SIZE, 3])],
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["n", self.image_size, self.image_size, 3])],
             [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["n", FEATURES])],
             self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
