@@ -55,22 +55,30 @@ def count_and_seen_ngram_ids(files: list[str], tft_output):
     return count, np.unique(np.concatenate(ids)) if ids else np.zeros([0], np.int64)
 
 
+SHUFFLE_BUFFER = 10_000  # examples; what tfxio's factory shuffles records with by default
+
+
 def labelled_dataset(files, data_accessor, tft_output, batch_size: int, depth: int, shuffle_labels: bool = False,
                      once: bool = False):
     """Transformed examples of `files` as Keras batches (features, labels per level, label
     weights per level): repeated and shuffled for fit, or one ordered pass with `once`.
-    run_fn's input, and bench/first_epoch.py's, so both train on the same batches."""
+    run_fn's input, and bench/first_epoch.py's, so both train on the same batches.
+
+    For fit, the split is read and parsed once and its parsed examples kept in memory
+    (`cache`), then shuffled anew every epoch and batched: parsing each epoch's records
+    again (each holds 1,792 embedding floats) took CPU that the training step shares on
+    two cores (BENCHMARKS.md, "Pipeline scale")."""
     import tensorflow as tf
     from tfx_bsl.public import tfxio
 
     from schema import features
 
     ds = data_accessor.tf_dataset_factory(
-        files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=not once, shuffle_seed=7,
-                                       num_epochs=1 if once else None),
-        tft_output.transformed_metadata.schema,
-    )
+        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=False, num_epochs=1),
+        tft_output.transformed_metadata.schema)
+    if not once:
+        ds = (ds.unbatch().cache().shuffle(SHUFFLE_BUFFER, seed=7, reshuffle_each_iteration=True)
+              .repeat().batch(batch_size))
 
     def split(batch):
         labels, weights = {}, {}
