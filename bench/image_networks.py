@@ -79,43 +79,41 @@ def network_session(lite: int, threads: int):
 
 
 def labelled_photos(examples_uri: str, split: str) -> tuple[list[bytes], list[str]]:
-    """(encoded photo, full category path) of one split's labelled products with a photo."""
+    """(encoded photo, full category path) of one split's labelled products with a photo
+    that decodes (the Embedder gives the others no image embedding)."""
     import tensorflow as tf
 
     from bench.thresholding import split_records
     from schema import features
+    from schema.encoders import decode_image
     from schema.examples import first_bytes, first_int
 
     photos, labels = [], []
     for record in split_records(examples_uri, split):
         example = tf.train.Example.FromString(record)
         label = first_bytes(example, features.CATEGORY_PATH).decode()
-        if label and first_int(example, features.HAS_IMAGE):
-            photos.append(first_bytes(example, features.IMAGE))
+        photo = first_bytes(example, features.IMAGE)
+        if label and first_int(example, features.HAS_IMAGE) and decode_image(photo) is not None:
+            photos.append(photo)
             labels.append(label)
     return photos, labels
 
 
-def pooled_features(lite: int, photos: dict, threads: int, batch: int = 32) -> tuple[dict, dict, float]:
-    """-> ({split: float32 [n, 1280]}, {split: indices of the decodable photos}, images/s)."""
+def pooled_features(lite: int, photos: dict, threads: int, batch: int = 32) -> tuple[dict, float]:
+    """-> ({split: float32 [n, 1280]}, images/s) of photos that decode (`labelled_photos`)."""
     from schema.encoders import decode_image
 
     session = network_session(lite, threads)
-    out, kept, seconds, count = {}, {}, 0.0, 0
+    out, seconds, count = {}, 0.0, 0
     for split, data in photos.items():
         start = time.time()
-        pixels, kept[split] = [], []
-        for i, encoded in enumerate(data):
-            decoded = decode_image(encoded, INPUT_SIZES[lite])
-            if decoded is not None:
-                pixels.append(decoded)
-                kept[split].append(i)
+        pixels = [decode_image(encoded, INPUT_SIZES[lite]) for encoded in data]
         out[split] = np.concatenate([
             session.run([efficientnet_lite0.OUTPUT_NAME], {efficientnet_lite0.INPUT_NAME: np.stack(pixels[i:i + batch])})[0]
             for i in range(0, len(pixels), batch)])
         seconds += time.time() - start
         count += len(pixels)
-    return out, kept, count / seconds
+    return out, count / seconds
 
 
 def softmax_scores(train: np.ndarray, calibration: np.ndarray, y_train: Sequence[str], y_calib: Sequence[str],
@@ -157,12 +155,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stored = dict(np.load(path))
             features[lite], speed[lite] = {s: stored[s] for s in SPLITS}, float(stored["images_per_s"])
         else:
-            out, kept, speed[lite] = pooled_features(lite, photos, args.threads)
-            if any(len(kept[s]) != len(photos[s]) for s in SPLITS):
-                raise SystemExit(f"error: Lite{lite} could not decode some photos the pipeline kept")
-            features[lite] = out
+            features[lite], speed[lite] = pooled_features(lite, photos, args.threads)
             args.cache_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(path, images_per_s=speed[lite], **out)
+            np.savez(path, images_per_s=speed[lite], **features[lite])
         print(f"Lite{lite}: {speed[lite]:.0f} images/s (decode + network)", flush=True)
 
     print(f"\n{len(labels['train'])} train photos, {len(labels['calibration'])} calibration photos; seeds {args.seeds}")
