@@ -67,23 +67,32 @@ def newest_examples_uri(pipeline_root: Path) -> str:
     return examples.uri
 
 
-def read_photos(examples_uri: str, split: str) -> tuple[list[np.ndarray], list[str]]:
-    """(decoded 224x224 RGB photos, full category path) of the labelled products with a
-    decodable photo in one split."""
+def labelled_photo_bytes(examples_uri: str, split: str) -> list[tuple[bytes, str]]:
+    """(encoded photo, full category path) of the labelled products with a photo in one split
+    (decodable or not): what the photo benches read."""
     import tensorflow as tf
 
     from bench.thresholding import split_records
     from schema import features
-    from schema.encoders import decode_image
     from schema.examples import first_bytes, first_int
 
-    pixels, labels = [], []
+    rows = []
     for record in split_records(examples_uri, split):
         example = tf.train.Example.FromString(record)
         label = first_bytes(example, features.CATEGORY_PATH).decode()
-        if not label or not first_int(example, features.HAS_IMAGE):
-            continue
-        decoded = decode_image(first_bytes(example, features.IMAGE))
+        if label and first_int(example, features.HAS_IMAGE):
+            rows.append((first_bytes(example, features.IMAGE), label))
+    return rows
+
+
+def read_photos(examples_uri: str, split: str) -> tuple[list[np.ndarray], list[str]]:
+    """(decoded 224x224 RGB photos, full category path) of the labelled products with a
+    decodable photo in one split."""
+    from schema.encoders import decode_image
+
+    pixels, labels = [], []
+    for photo, label in labelled_photo_bytes(examples_uri, split):
+        decoded = decode_image(photo)
         if decoded is not None:
             pixels.append(decoded)
             labels.append(label)

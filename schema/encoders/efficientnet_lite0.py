@@ -77,7 +77,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 class _GraphBuilder(OnnxGraph):
     """The graph of one EfficientNet-Lite: Lite0's stages at 224x224 unless told otherwise
-    (bench/image_networks.py builds the larger Lite networks from their checkpoints)."""
+    (`build_model`)."""
 
     def __init__(self, weights: dict[str, np.ndarray], stages: tuple = LITE0_STAGES, image_size: int = IMAGE_SIZE):
         super().__init__()
@@ -166,13 +166,15 @@ class _GraphBuilder(OnnxGraph):
         return x, size
 
 
-def build_model(weights: Optional[dict[str, np.ndarray]] = None):
+def build_model(weights: Optional[dict[str, np.ndarray]] = None, stages: tuple = LITE0_STAGES,
+                image_size: int = IMAGE_SIZE):
     """-> onnx.ModelProto: uint8 pixels [n, 224, 224, 3] -> float32 pooled features [n, 1280].
 
     `weights` defaults to the package's checkpoint; every weight must have the shape the
-    architecture expects and every one but the classifier's must be used."""
+    architecture expects and every one but the classifier's must be used. Another Lite
+    network's checkpoint builds with its own `stages` and `image_size` (bench/image_networks.py)."""
     if weights is None:
         from schema.encoders.torch_checkpoint import load_state_dict
 
         weights = load_state_dict(weights_path())
-    return _GraphBuilder(weights).build()
+    return _GraphBuilder(weights, stages, image_size).build()
