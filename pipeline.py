@@ -45,7 +45,9 @@ def run_local(config: PipelineConfig, verbose: bool = False) -> None:
 
         print(f"Running pipeline {config.pipeline_name} on {config.catalog_dir}", flush=True)
         print(f"  pipeline root: {config.pipeline_root}", flush=True)
-        LocalDagRunner().run(create_pipeline(config))
+        pipeline = create_pipeline(config)
+        process_memory.exempt_live_objects_from_collection()
+        LocalDagRunner().run(pipeline)
         print_summary(config)
 
 

@@ -177,7 +177,10 @@ class KubeflowSettings:
             if self.service_account:
                 args.append(f"--service_account_email={self.service_account}")
         elif self.beam_runner == "DirectRunner":
-            args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+            # The workers are the component's own processes, in this image: saying so spares
+            # each Beam component TFX's sdist of itself for remote workers (schema/config.py).
+            args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0",
+                    f"--sdk_container_image={self.image}"]
         else:
             args = [f"--runner={self.beam_runner}"]
         return args + list(self.beam_args)

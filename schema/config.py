@@ -16,11 +16,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 DEFAULT_CATALOG = DEFAULT_DATASETS / "fashion"
 
+# Where the DirectRunner's workers get their Python packages: they are this interpreter
+# (in_memory) or its child processes (multi_processing), so they have what requirements.txt
+# lists. Unless a Beam arg names the workers' dependencies, TFX copies its own install into an
+# sdist for every Beam component it runs (`make_beam_dependency_flags`: about a second each,
+# and a copy of TFX left in the temp folder), for remote workers a DirectRunner never has.
+LOCAL_BEAM_DEPENDENCIES = f"--requirements_file={PROJECT_ROOT / 'requirements.txt'}"
+
 # Beam on the DirectRunner: see BENCHMARKS.md for the measurement behind the default.
 BEAM_MODES = {
-    "in_memory": ("--direct_running_mode=in_memory", "--direct_num_workers=1"),
+    "in_memory": ("--direct_running_mode=in_memory", "--direct_num_workers=1", LOCAL_BEAM_DEPENDENCIES),
     # one worker process per core (direct_num_workers=0 means "as many as CPUs")
-    "multi_processing": ("--direct_running_mode=multi_processing", "--direct_num_workers=0"),
+    "multi_processing": ("--direct_running_mode=multi_processing", "--direct_num_workers=0",
+                         LOCAL_BEAM_DEPENDENCIES),
 }
 DEFAULT_BEAM_ARGS = BEAM_MODES["in_memory"]
 

@@ -178,6 +178,13 @@ def test_every_artifact_is_there(fashion_run):
     saved = [name for name, _ in tf.train.list_variables(str(model / "variables" / "variables"))]
     assert any("/variables/" in n for n in saved)
     assert not any("optimizer" in n for n in saved)  # weights only, no Adam slots
+    # The serving signature and the weights it reads, not the classifier as Keras (its layers'
+    # traced call functions and metrics, which only reloading it as Keras would use).
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = saved_model_pb2.SavedModel.FromString((model / "saved_model.pb").read_bytes()).meta_graphs[0]
+    kinds = {n.user_object.identifier for n in graph.object_graph_def.nodes if n.HasField("user_object")}
+    assert not kinds & {"_tf_keras_layer", "_tf_keras_metric", "_tf_keras_network"}, kinds
 
     import tensorflow_model_analysis as tfma
 

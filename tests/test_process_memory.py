@@ -42,3 +42,28 @@ def test_memory_a_thread_freed_goes_back_to_the_system_on_release():
 
 def test_limit_arenas_takes_effect_on_glibc():
     assert process_memory.limit_arenas(8) == (process_memory._glibc() is not None)
+
+
+def test_objects_alive_at_the_start_are_left_out_of_collections_and_new_garbage_still_goes():
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    def cycle():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    old = cycle()  # garbage already at the start: collected before the freeze
+    try:
+        frozen = process_memory.exempt_live_objects_from_collection()
+        assert old() is None
+        assert frozen == gc.get_freeze_count() > 0
+        new = cycle()  # garbage made afterwards, as a component's reference cycles
+        assert new() is not None
+        process_memory.release_freed_memory()
+        assert new() is None
+    finally:
+        gc.unfreeze()

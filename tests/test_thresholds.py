@@ -88,3 +88,32 @@ def test_a_node_without_enough_evidence_takes_its_levels_rule_but_never_a_looser
     true[975:, 0] = apparel  # 25 of Footwear's 30 wrong
     out = choose_thresholds(tax, pred, conf, true, target_precision=0.95)
     assert out["nodes"]["Footwear"] > out["levels"]["1"]
+
+
+def test_collected_predictions_are_the_beam_search_of_each_batch_whatever_its_size():
+    """collect_predictions runs the search as one traced graph: batches of other sizes (the
+    calibration split's last) reuse it and give what the model's own search gives."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from schema import features
+    from tests.test_model import _inputs
+    from trainer.model import HierarchicalClassifier
+    from trainer.presets import get_preset
+    from trainer.thresholds import collect_predictions
+
+    tax = Taxonomy.build(PATHS, max_depth=3, min_count=3)
+    preset = dataclasses.replace(get_preset("small"), ngram_init_scale=0.5)
+    model = HierarchicalClassifier(tax, preset)
+    batches = []
+    for n in (16, 16, 5):
+        batch = _inputs(n, preset.hash_buckets)
+        for k in range(1, 4):
+            batch[features.label_id_feature(k)] = tf.constant(np.arange(n) % 3 + k, tf.int64)
+        batches.append(batch)
+    preds, confs, trues = collect_predictions(model, batches, depth=3, beam_width=3)
+    expected = [model.beam_search(b, 3) for b in batches]
+    np.testing.assert_array_equal(preds, np.concatenate([ids.numpy() for ids, _ in expected]))
+    np.testing.assert_allclose(confs, np.concatenate([c.numpy() for _, c in expected]), rtol=1e-5)
+    assert trues.shape == (37, 3) and trues[20, 1] == 4 % 3 + 2

@@ -42,11 +42,28 @@ def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
     return spec
 
 
+class _KerasModelRef:
+    """Holds the Keras model out of the SavedModel's object graph (not a Trackable, so
+    `tf.saved_model.save` does not follow it); `ServingModule.weights` tracks its variables."""
+
+    def __init__(self, model: Classifier):
+        self.model = model
+
+
 class ServingModule(tf.Module):
+    """The serving signature and what it reads: the model's variables, the tft layer and the
+    taxonomy's tables.
+
+    The Keras model itself is not part of the SavedModel: saved as an attribute, tf_keras
+    traces and writes every layer's call functions (to load it back as Keras), which nothing
+    here reads and which took most of the export's time and the loads' (BENCHMARKS.md,
+    "Pipeline scale"). `serve` captures the variables, so they are saved all the same."""
+
     def __init__(self, model: Classifier, tft_output: tft.TFTransformOutput,
                  taxonomy: Taxonomy, thresholds: Optional[dict], beam_width: int):
         super().__init__()
-        self.model = model
+        self._keras = _KerasModelRef(model)
+        self.weights = list(model.weights)
         self.tft_layer = tft_output.transform_features_layer()
         self._feature_spec = serving_feature_spec(tft_output)
         self._classes = class_tables(taxonomy)
@@ -54,7 +71,7 @@ class ServingModule(tf.Module):
         self._beam_width = beam_width
 
     def predict_transformed(self, transformed: dict) -> dict:
-        ids, conf = self.model.beam_search(transformed, self._beam_width)
+        ids, conf = self._keras.model.beam_search(transformed, self._beam_width)
         return decode_outputs(ids, conf, self._classes, self._thresholds)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

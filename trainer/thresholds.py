@@ -118,12 +118,19 @@ def choose_thresholds(
 
 
 def collect_predictions(model, batches: Iterable[dict], depth: int, beam_width: int):
-    """Runs beam search over transformed batches; returns (pred ids, confidences, true ids)."""
+    """Runs beam search over transformed batches; returns (pred ids, confidences, true ids).
+
+    The search runs as one traced graph (`reduce_retracing`: the last, smaller batch reuses
+    it), not op by op in eager mode, where each of its hundreds of small ops a batch paid
+    Python's dispatch."""
+    import tensorflow as tf
+
     from schema import features
 
+    search = tf.function(lambda batch: model.beam_search(batch, beam_width), reduce_retracing=True)
     preds, confs, trues = [], [], []
     for batch in batches:
-        ids, conf = model.beam_search(batch, beam_width)
+        ids, conf = search(batch)
         preds.append(ids.numpy())
         confs.append(conf.numpy())
         trues.append(np.stack([batch[features.label_id_feature(k)].numpy().reshape(-1)
