@@ -40,7 +40,7 @@ def limit_arenas(count: int = 2) -> bool:
 def exempt_live_objects_from_collection() -> int:
     """Moves every object alive now into the collector's permanent generation (`gc.freeze`);
     -> how many. Called once the run's modules are imported: importing TensorFlow, Beam and
-    TFX leaves most of a million objects that live as long as the process, and every full
+    TFX leaves a great many objects that live as long as the process, and every full
     collection (`release_freed_memory` after each component, and Python's own from time to
     time) scanned them all again. Frozen objects are still freed when their reference count
     drops; only a reference cycle among them would outlive its use, and modules do not end."""

@@ -19,8 +19,8 @@ DEFAULT_CATALOG = DEFAULT_DATASETS / "fashion"
 # Where the DirectRunner's workers get their Python packages: they are this interpreter
 # (in_memory) or its child processes (multi_processing), so they have what requirements.txt
 # lists. Unless a Beam arg names the workers' dependencies, TFX copies its own install into an
-# sdist for every Beam component it runs (`make_beam_dependency_flags`: about a second each,
-# and a copy of TFX left in the temp folder), for remote workers a DirectRunner never has.
+# sdist for every Beam component it runs (`make_beam_dependency_flags`, and leaves a copy of
+# TFX in the temp folder each time), for remote workers a DirectRunner never has.
 LOCAL_BEAM_DEPENDENCIES = f"--requirements_file={PROJECT_ROOT / 'requirements.txt'}"
 
 # Beam on the DirectRunner: see BENCHMARKS.md for the measurement behind the default.

@@ -1,6 +1,6 @@
 """The Beam args of every DirectRunner run say where the workers' packages come from, so TFX
-does not build and leave behind an sdist of itself for each Beam component (about a second
-each): `tfx.utils.dependency_utils.make_beam_dependency_flags` returns them unchanged."""
+does not build and leave behind an sdist of itself for each Beam component:
+`tfx.utils.dependency_utils.make_beam_dependency_flags` returns them unchanged."""
 from __future__ import annotations
 
 import pytest

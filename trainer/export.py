@@ -44,7 +44,7 @@ def serving_feature_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
 
 class _KerasModelRef:
     """Holds the Keras model out of the SavedModel's object graph (not a Trackable, so
-    `tf.saved_model.save` does not follow it); `ServingModule.weights` tracks its variables."""
+    `tf.saved_model.save` does not follow it); `ServingModule.model_variables` tracks its variables."""
 
     def __init__(self, model: Classifier):
         self.model = model
@@ -63,7 +63,7 @@ class ServingModule(tf.Module):
                  taxonomy: Taxonomy, thresholds: Optional[dict], beam_width: int):
         super().__init__()
         self._keras = _KerasModelRef(model)
-        self.weights = list(model.weights)
+        self.model_variables = list(model.weights)
         self.tft_layer = tft_output.transform_features_layer()
         self._feature_spec = serving_feature_spec(tft_output)
         self._classes = class_tables(taxonomy)

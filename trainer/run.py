@@ -94,7 +94,7 @@ def labelled_dataset(files, data_accessor, tft_output, batch_size: int, depth: i
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     # No tf.data autotuning: after the first epoch the input is in memory and nothing is left
     # to tune, and deleting an autotuned iterator waits for the tuning thread's next wake-up,
-    # which it puts off longer the longer it runs: `fit` took up to 25 s to return after its
+    # which it puts off longer the longer it runs: `fit` returned that much later after its
     # last epoch (BENCHMARKS.md, "Pipeline scale"). Parallel reads then use one thread a core.
     options.autotune.enabled = False
     return ds.map(split).with_options(options)
