@@ -15,7 +15,6 @@ The workarounds:
   skipping the standard constructor that would build its own spec (TaxonomyTransform,
   TaxonomyTrainer, SafePusher, CatalogExampleGen).
 - `adam_moments`: the two moment slots of a Keras 2 Adam (trainer/optimizers.py, LazyAdam).
-- `stop_tracking`: a Keras model stops tracking its optimizer (trainer/export.py).
 - `vertex_executor_class_hook`: the Vertex AI trainer's `_GetExecutorClass` hook
   (kubeflow/trainer_executor.py).
 - `run_and_root`: an executor's pipeline run id and, from an output artifact's URI, the
@@ -207,16 +206,6 @@ def adam_moments(optimizer: Any, variable: Any) -> tuple[Any, Any]:
     (checked by `check_adam_moments`)."""
     index = optimizer._index_dict[optimizer._var_key(variable)]
     return optimizer._momentums[index], optimizer._velocities[index]
-
-
-_TRACKING = "dropping a tracked attribute from a SavedModel (_delete_tracking)"
-
-
-def stop_tracking(trackable: Any, name: str) -> None:
-    """`trackable` stops tracking its attribute `name` as a checkpoint dependency, so
-    tf.saved_model.save leaves it out; the Python attribute itself stays."""
-    require("tensorflow", _TRACKING)
-    _require_attribute(trackable, "_delete_tracking", _TRACKING)(name)
 
 
 # --- TFX's Vertex AI trainer extension ------------------------------------------------

@@ -26,7 +26,6 @@ def test_every_workaround_checks_the_release(monkeypatch):
         lambda: compat.respecified(object(), object, {}),
         lambda: compat.init_with_spec(object(), object, None),
         compat.check_adam_moments,
-        lambda: compat.stop_tracking(object(), "optimizer"),
         lambda: compat.vertex_executor_class_hook(object),
         compat.check_tfx_component_events,
         lambda: compat.run_and_root(object(), "/root/Node/out/1"),
@@ -185,28 +184,6 @@ def test_adam_moments_are_the_slots_adam_updates():
     m, v = compat.adam_moments(optimizer, variable)
     np.testing.assert_allclose(m.numpy(), 0.1 * gradient.numpy(), rtol=1e-6)
     np.testing.assert_allclose(v.numpy(), 0.01 * gradient.numpy() ** 2, rtol=1e-6)
-
-
-def test_stop_tracking_leaves_the_optimizer_out_of_what_is_saved(tmp_path):
-    import tensorflow as tf
-    import tf_keras as keras
-
-    def trained():
-        model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
-        model.compile(optimizer="adam", loss="mse")
-        model.optimizer.build(model.trainable_variables)  # its slots, as training makes them
-        return model
-
-    def saved_names(model, name):  # what a checkpoint (and so a SavedModel) of the model holds
-        path = tf.train.Checkpoint(model=model).write(str(tmp_path / name / "ckpt"))
-        return [n for n, _ in tf.train.list_variables(path)]
-
-    assert any("optimizer" in n for n in saved_names(trained(), "tracked"))
-    model = trained()
-    compat.stop_tracking(model, "optimizer")
-    names = saved_names(model, "untracked")
-    assert names and not any("optimizer" in n for n in names)
-    assert model.optimizer is not None  # the attribute stays
 
 
 def test_vertex_executor_class_hook_checks_the_override():

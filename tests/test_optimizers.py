@@ -34,28 +34,3 @@ def test_lazy_adam_leaves_rows_outside_the_batch_alone():
     np.testing.assert_allclose(lazy[[1, 3]], _train(LazyAdam(0.1), steps[:3])[[1, 3]])
     assert (np.abs(dense[[1, 3]] - lazy[[1, 3]]) > 1e-3).all()
     assert (lazy[5] < np.array([10.0, 11.0])).all()
-
-
-def test_the_export_holds_the_weights_without_the_optimizer_slots(tmp_path):
-    from trainer.export import drop_training_state
-
-    model = keras.Sequential([keras.layers.Embedding(1000, 8), keras.layers.GlobalAveragePooling1D(),
-                              keras.layers.Dense(3)])
-    model.compile(optimizer=LazyAdam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(np.random.randint(0, 1000, (32, 4)), np.random.randint(0, 3, 32), verbose=0)
-    x = tf.constant([[1, 2, 3, 4]])
-    want = model(x).numpy()
-
-    def saved_names(path) -> list[str]:
-        module = tf.Module()
-        module.model = model
-        module.serve = tf.function(lambda ids: model(ids), input_signature=[tf.TensorSpec([None, 4], tf.int32)])
-        tf.saved_model.save(module, str(path))
-        return [name for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))]
-
-    assert any("optimizer" in n for n in saved_names(tmp_path / "with"))  # what a compiled model saves
-    drop_training_state(model)
-    names = saved_names(tmp_path / "without")
-    assert names and not any("optimizer" in n for n in names)
-    loaded = tf.saved_model.load(str(tmp_path / "without"))
-    np.testing.assert_allclose(loaded.serve(x).numpy(), want, rtol=1e-6)

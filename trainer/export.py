@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from schema import compat, features, serving_layout
+from schema import features, serving_layout
 from schema.encoders import word_mapper
 from schema.taxonomy import Taxonomy
 from trainer.model import Classifier, class_tables, decode_outputs, threshold_tables
@@ -57,7 +57,8 @@ class ServingModule(tf.Module):
     The Keras model itself is not part of the SavedModel: saved as an attribute, tf_keras
     traces and writes every layer's call functions (to load it back as Keras), which nothing
     here reads and which took most of the export's time and the loads' (BENCHMARKS.md,
-    "Pipeline scale"). `serve` captures the variables, so they are saved all the same."""
+    "Pipeline scale"), and its optimizer's Adam slots would be saved beside the weights (three
+    times the size). `serve` captures the variables, so they are saved all the same."""
 
     def __init__(self, model: Classifier, tft_output: tft.TFTransformOutput,
                  taxonomy: Taxonomy, thresholds: Optional[dict], beam_width: int):
@@ -81,17 +82,6 @@ class ServingModule(tf.Module):
         return self.predict_transformed(transformed)
 
 
-def drop_training_state(model: Classifier) -> None:
-    """Stops the model tracking its optimizer, so the export holds the weights alone.
-
-    A compiled Keras model tracks its optimizer, and `tf.saved_model.save` then writes
-    Adam's two slots per weight beside the weights: three times the size (2.5 GB for the
-    flipkart ensemble, whose n-gram and wide tables are most of it) for state serving
-    never reads. Call it once training (and calibration) is done."""
-    if getattr(model, "optimizer", None) is not None:
-        compat.stop_tracking(model, "optimizer")  # the attribute itself stays
-
-
 def export_serving_model(
     model: Classifier,
     tft_output: tft.TFTransformOutput,
@@ -105,7 +95,6 @@ def export_serving_model(
     """Writes the SavedModel and its assets.extra; `word_mapper_file`, the Embedder's fitted
     mapper, is copied there as `word_mapper.FILE_NAME`, so `categorize` maps request
     titles with the vocabulary the model was trained on."""
-    drop_training_state(model)
     module = ServingModule(model, tft_output, taxonomy, thresholds, beam_width)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
     assets = os.path.join(export_dir, serving_layout.ASSETS_EXTRA)
