@@ -155,17 +155,48 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
         worker.join()
 
 
-def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch_size: int,
-                      embed: Optional[Callable], cache
-                      ) -> Iterator[tuple[list, list, list, list[bytes], dict[int, str]]]:
+# Batches prepared at once: one's Python work (reading, requests) runs while the other's
+# encoder graphs run in ONNX Runtime, which releases the GIL (BENCHMARKS.md, "`categorize`
+# throughput").
+PREPARE_WORKERS = 2
+
+
+def mapped_in_order(work: Callable, items: Iterator, workers: int = PREPARE_WORKERS) -> Iterator:
+    """`work(item)` for each of `items`, up to `workers` at once on a thread pool, the
+    results in the items' order. `items` is read here, in the caller's thread; at most
+    `workers` items are taken ahead of the result the caller is given. An exception in
+    `work` is raised where its result would have come; a caller that stops early (an
+    error, `close()`) cancels what has not started and waits for what has."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="categorize-prepare")
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        close = getattr(items, "close", None)
+        if close is not None:  # a generator's own cleanup (open files) runs now
+            close()
+
+
+def _read_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch_size: int
+                  ) -> Iterator[tuple[list, list, list, list, dict[int, str]]]:
     """Per batch of catalog rows: the rows, their output rows (rejections already filled
-    in), which of them were sent to the model, those serialized requests with their
-    embeddings, and {row index: why its photo was not used}. Everything before the
-    serving call, so it can run a batch ahead of it."""
+    in), which of them go to the model, their tf.Examples, and {row index: why its photo
+    was not used}."""
     from schema.product_example import product_to_example
 
     for batch in _batches(read_catalog(csv_path, spec, require_label=False), batch_size):
-        requests, slots, photo_notes = [], [], {}
+        examples, slots, photo_notes = [], [], {}
         results: list[Optional[list]] = [None] * len(batch)
         for i, row in enumerate(batch):
             if isinstance(row, Rejected):
@@ -178,13 +209,26 @@ def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch
                 continue
             if photo.problem:
                 photo_notes[i] = f"{PHOTO_NOT_USED}{photo.problem}"
-            requests.append(product_to_example(row, spec, photo.image))
+            examples.append(product_to_example(row, spec, photo.image))
             slots.append(i)
-        if requests and embed is not None:
-            serialized = embed(requests, cache)
+        yield batch, results, slots, examples, photo_notes
+
+
+def _prepared_batches(csv_path: Path, image_root: Path, spec: CatalogSpec, batch_size: int,
+                      embed: Optional[Callable], cache
+                      ) -> Iterator[tuple[list, list, list, list[bytes], dict[int, str]]]:
+    """`_read_batches` with each batch's tf.Examples made serialized requests (their
+    embeddings added by `embed`), `PREPARE_WORKERS` batches at once, in order: everything
+    before the serving call, so it can run ahead of it."""
+    def requests(read: tuple) -> tuple:
+        batch, results, slots, examples, photo_notes = read
+        if examples and embed is not None:
+            serialized = embed(examples, cache)
         else:
-            serialized = [r.SerializeToString() for r in requests]
-        yield batch, results, slots, serialized, photo_notes
+            serialized = [example.SerializeToString() for example in examples]
+        return batch, results, slots, serialized, photo_notes
+
+    return mapped_in_order(requests, _read_batches(csv_path, image_root, spec, batch_size))
 
 
 def _refuse_output_over_catalog(output: Path, csv_path: Path) -> None:

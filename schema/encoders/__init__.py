@@ -151,7 +151,8 @@ class TextEncoder:
         finally:
             if running is not None:
                 running.result()
-        self.num_encoded += len(texts)
+        with self._lock:  # calls from several threads (Beam workers, `categorize`) at once
+            self.num_encoded += len(texts)
         return out
 
 
@@ -238,7 +239,8 @@ class ImageEncoder:
                 decoded.append(pixels)
         if decoded:
             emb[ok] = self.embed_pixels(np.stack(decoded))
-            self.num_encoded += len(decoded)
+            with self._lock:
+                self.num_encoded += len(decoded)
         return emb, ok
 
 
