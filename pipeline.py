@@ -23,7 +23,8 @@ import argparse  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 from pipeline_definition import create_pipeline  # noqa: E402,F401  (the one definition; re-exported)
-from schema.config import BEAM_MODES, DEFAULT_CATALOG, PROJECT_ROOT, Gate, PipelineConfig  # noqa: E402
+from schema.config import (BEAM_MODES, CATEGORIZE_BATCH_ROWS, DEFAULT_CATALOG, PROJECT_ROOT, Gate,  # noqa: E402
+                           PipelineConfig)
 
 
 def run_local(config: PipelineConfig, verbose: bool = False) -> None:
@@ -134,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cat.add_argument("--model", default=None, help="model folder (default: newest pushed model of the spec)")
     cat.add_argument("--serving-dir", default=None)
     cat.add_argument("--no-threshold", action="store_true", help="return the full decoded path for every product")
-    cat.add_argument("--batch-size", type=int, default=512)
+    cat.add_argument("--batch-size", type=int, default=CATEGORIZE_BATCH_ROWS, help="catalog rows scored together")
     status = sub.add_parser("status", help="list the runs recorded in the pipeline's ML Metadata")
     status.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
     status.add_argument("--spec", default="fashion")

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from schema.config import DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
+from schema.config import CATEGORIZE_BATCH_ROWS, DEFAULT_CATALOG, PROJECT_ROOT  # noqa: E402
 
 
 def write_catalogs(source: Path, spec, workdir: Path, text_rows: int, photo_rows: int,
@@ -143,7 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--spec", default="fashion")
     parser.add_argument("--text-rows", type=int, default=10000)
     parser.add_argument("--photo-rows", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=CATEGORIZE_BATCH_ROWS)
     parser.add_argument("--workdir", default=str(PROJECT_ROOT / "outputs" / "bench_categorize"))
     parser.add_argument("--no-tfidf", action="store_true", help="skip the TF-IDF baseline (its fit takes minutes)")
     parser.add_argument("--stages", action="store_true",

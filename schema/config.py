@@ -32,6 +32,12 @@ BEAM_MODES = {
 }
 DEFAULT_BEAM_ARGS = BEAM_MODES["in_memory"]
 
+# Catalog rows `categorize` reads, embeds and scores together: each call to the sentence
+# network and the serving model has a fixed cost that larger batches spread (BENCHMARKS.md,
+# "`categorize` throughput"); a batch's photos are decoded a network batch at a time, so
+# the memory per row in flight is the row and its photo's file bytes.
+CATEGORIZE_BATCH_ROWS = 2048
+
 # Where the incumbent (the model a candidate must beat) comes from:
 # - the latest blessed model in ML Metadata other than this run's candidate (LocalDagRunner:
 #   a re-run on unchanged data then repeats the first run's comparison, from the cache);

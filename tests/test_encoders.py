@@ -66,6 +66,30 @@ def test_encoders_load_offline_with_documented_shapes(no_network):
     assert np.isfinite(emb).all()
 
 
+def test_image_encoder_holds_one_network_batch_of_pixels_and_keeps_rows_in_place():
+    """A call decodes and runs `batch_size` photos at a time (categorize's row batches are
+    thousands of rows, several in flight), and every row still gets its own photo's
+    features, with gaps (no photo, undecodable) between them."""
+    colors = [(200, 10, 10), (10, 200, 10), (10, 10, 200), (200, 200, 10), (10, 200, 200)]
+    photos = [_encoded("RGB", "JPEG", c) for c in colors]
+    images = [photos[0], b"", photos[1], b"\x89PNG broken", photos[2], photos[3], b"", photos[4]]
+
+    class Recording(encoders.ImageEncoder):
+        largest = 0
+
+        def embed_pixels(self, pixels):
+            Recording.largest = max(Recording.largest, len(pixels))
+            return super().embed_pixels(pixels)
+
+    encoder = Recording(batch_size=2, threads=1)
+    emb, ok = encoder.encode(images)
+    assert Recording.largest == 2 and encoder.num_encoded == 5
+    assert ok.tolist() == [True, False, True, False, True, True, False, True]
+    alone = np.concatenate([encoder.embed_pixels(encoders.decode_image(p)[None]) for p in photos])
+    np.testing.assert_allclose(emb[ok], alone, rtol=1e-4, atol=1e-5)  # each photo on its own
+    assert np.all(emb[~ok] == 0)
+
+
 def test_a_product_without_text_gets_a_zero_text_embedding(tmp_path):
     """Like a missing photo: no title means no text signal, which is what the model's
     modality dropout trains for, not the encoder's vector for an empty string."""

@@ -26,7 +26,7 @@ from schema import features, serving_layout
 from schema.catalog_reader import (Product, Rejected, catalog_csv_path, check_catalog, product_photo,
                                    read_catalog)
 from schema.catalog_spec import CatalogSpec, load_spec
-from schema.config import PROJECT_ROOT
+from schema.config import CATEGORIZE_BATCH_ROWS, PROJECT_ROOT
 from schema.csv_cells import spreadsheet_safe
 from schema.serving_model import ServingModel, ServingModelError
 
@@ -269,7 +269,7 @@ def categorize(
     model_dir: Optional[str] = None,
     serving_dir: Optional[str] = None,
     use_thresholds: bool = True,
-    batch_size: int = 512,
+    batch_size: int = CATEGORIZE_BATCH_ROWS,
     embedding_cache_dir: Optional[str] = None,
     categorizer: Optional[Categorizer] = None,
 ) -> dict:

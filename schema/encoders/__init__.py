@@ -228,19 +228,31 @@ class ImageEncoder:
         return np.concatenate(out, axis=0).astype(np.float32) if out else np.zeros((0, IMAGE_DIM), np.float32)
 
     def encode(self, images: Sequence[Optional[bytes]]) -> tuple[np.ndarray, np.ndarray]:
+        """Decodes and runs `batch_size` photos at a time, so a call holds that many
+        decoded photos (150 KB each), not all of its own: `categorize`'s batches of
+        thousands of rows, several in flight, would otherwise hold gigabytes of pixels."""
         images = list(images)
         emb = np.zeros((len(images), IMAGE_DIM), np.float32)
         ok = np.zeros(len(images), bool)
-        decoded = []
+        rows, decoded = [], []
+
+        def run() -> None:
+            emb[rows] = self.embed_pixels(np.stack(decoded))
+            with self._lock:
+                self.num_encoded += len(decoded)
+            rows.clear()
+            decoded.clear()
+
         for i, data in enumerate(images):
             pixels = decode_image(data) if data else None
             if pixels is not None:
                 ok[i] = True
+                rows.append(i)
                 decoded.append(pixels)
+                if len(decoded) == self.batch_size:
+                    run()
         if decoded:
-            emb[ok] = self.embed_pixels(np.stack(decoded))
-            with self._lock:
-                self.num_encoded += len(decoded)
+            run()
         return emb, ok
 
 
