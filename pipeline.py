@@ -52,6 +52,17 @@ def run_local(config: PipelineConfig, verbose: bool = False) -> None:
         print_summary(config)
 
 
+def _positive_count(text: str) -> int:
+    """argparse type: a whole number of at least 1, else a usage error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", default=None, help="catalog folder (default: ../shared/datasets/fashion or a demo)")
     parser.add_argument("--spec", default="fashion", help="catalog spec name in schema/catalogs or a spec file")
@@ -135,7 +146,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cat.add_argument("--model", default=None, help="model folder (default: newest pushed model of the spec)")
     cat.add_argument("--serving-dir", default=None)
     cat.add_argument("--no-threshold", action="store_true", help="return the full decoded path for every product")
-    cat.add_argument("--batch-size", type=int, default=CATEGORIZE_BATCH_ROWS, help="catalog rows scored together")
+    cat.add_argument("--batch-size", type=_positive_count, default=CATEGORIZE_BATCH_ROWS,
+                     help="catalog rows scored together")
     status = sub.add_parser("status", help="list the runs recorded in the pipeline's ML Metadata")
     status.add_argument("--pipeline-root", default=None, help="default: pipelines/<spec>")
     status.add_argument("--spec", default="fashion")

@@ -196,6 +196,19 @@ def test_run_refuses_a_catalog_missing_a_spec_column_at_start(tmp_path, capsys):
     assert not (tmp_path / "root").exists()  # refused before any component ran
 
 
+@pytest.mark.parametrize("size", ["0", "-5", "many"])
+def test_categorize_refuses_a_batch_size_below_one_before_reading_anything(tmp_path, capsys, size):
+    import pipeline
+
+    argv = ["categorize", "--catalog", str(tmp_path / "missing"), "--spec", "fashion",
+            "--output", str(tmp_path / "out.csv"), "--batch-size", size]
+    with pytest.raises(SystemExit) as stopped:
+        pipeline.main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "--batch-size" in err and repr(size) in err
+    assert "Traceback" not in err and not (tmp_path / "out.csv").exists()
+
+
 def test_run_whose_rows_are_all_rejected_ends_with_an_error_line_naming_the_rejects(tmp_path, capsys):
     """The whole run stops (no model can be trained), without a traceback, and the reasons
     survive TFX's clean-up of the failed step (issue #21)."""
