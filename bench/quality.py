@@ -12,7 +12,8 @@ against, and reports everything on the eval split, which none of them saw:
 - TF-IDF baseline: logistic regression over word 1-2-grams and character 2-5-grams of
   the title (plus description), one class per full category path.
 - text-only model: the trained model with every photo removed (image embedding zero,
-  `has_image = 0`), as a product without a photo arrives.
+  `has_image = 0`), as a product without a photo arrives; on the products with a photo,
+  "the same model, photo removed": what their photo adds (issue 19's first target).
 - full model: the trained model on the products as they are (title and photo).
 - image-only model (fashion, products with a photo): the trained model with title and
   description blanked, its embeddings recomputed by the Embedder's own function.
@@ -360,6 +361,8 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
         pr = result["photo_rows"]
         pr["TF-IDF + logistic regression (title)"] = score(photo_eval.truth, tfidf(photo_eval.texts), depth)
         pr["full model (title + photo)"] = score(photo_eval.truth, model.predict(photo_eval.records), depth)
+        pr["the same model, photo removed"] = score(
+            photo_eval.truth, model.predict(without_photo(photo_eval.records)), depth)
         pr["image-only model (title blanked)"] = score(
             photo_eval.truth, model.predict(without_text(photo_eval.records, cache)), depth)
         pr["logistic-regression probe on frozen image embeddings"] = score(
