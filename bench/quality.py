@@ -101,7 +101,9 @@ class Split:
         )
 
 
-def _read_split(examples_uri: str, split: str) -> Split:
+def read_split(examples_uri: str, split: str) -> Split:
+    """The labelled products of one split of the Embedder's examples (the other benches read
+    the calibration split through this too)."""
     import tensorflow as tf
 
     from bench.thresholding import split_records
@@ -317,7 +319,7 @@ def bench_catalog(spec: str, catalog: Path, root: Path, train_workers: int, c_gr
     model_dir, examples_uri = ensure_trained(spec, catalog, root, train_workers)
     taxonomy = Taxonomy.from_dict(serving_layout.read_asset(model_dir, serving_layout.ASSETS_TAXONOMY))
     depth = taxonomy.depth
-    train, calib, evals = (_read_split(examples_uri, s) for s in ("train", "calibration", "eval"))
+    train, calib, evals = (read_split(examples_uri, s) for s in ("train", "calibration", "eval"))
     print(f"[{spec}] model {model_dir}\n[{spec}] train {len(train.truth)}, calibration {len(calib.truth)}, "
           f"eval {len(evals.truth)} labelled products", flush=True)
     result: dict = {"spec": spec, "model": model_dir, "sizes": (len(train.truth), len(calib.truth), len(evals.truth)),

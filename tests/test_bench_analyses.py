@@ -45,3 +45,35 @@ def test_quality_rows_carry_the_exact_interval_of_their_leaf_accuracy():
     row = {"n": 3621, "accuracy_level_1": 0.998, "leaf_accuracy": 3515 / 3621, "hierarchical_f1": 0.9852}
     line = _table({"TF-IDF": row}, 1)[2]
     assert "| 0.9707 | 0.971 [0.965, 0.976] | 3,515 |" in line
+
+
+def test_knn_votes_weigh_the_nearest_photos_by_similarity():
+    """bench/photo_knn.py: the leaf of the larger exp(cosine / T) mass, and its share."""
+    from bench.photo_knn import knn_votes
+
+    train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    truth = ["A", "A", "B", "C", "D"]
+    query = np.array([[0.95, 0.05], [0.1, 1.0]])
+    leaves, shares = knn_votes(train, truth, query, k=3, temperature=0.05)
+    assert list(leaves) == ["A", "B"]
+    assert 0.5 < shares[0] <= 1.0 and 0.5 < shares[1] <= 1.0
+    # One neighbour: its leaf, with all of the vote.
+    leaves, shares = knn_votes(train, truth, query, k=1, temperature=0.05)
+    assert list(leaves) == ["A", "B"] and np.allclose(shares, 1.0)
+    # A hot temperature counts heads: two weak "C" neighbours outvote one close "A".
+    train = np.array([[1.0, 0.0], [0.6, 0.8], [0.6, 0.8]])
+    leaves, _ = knn_votes(train, ["A", "C", "C"], np.array([[1.0, 0.1]]), k=3, temperature=100.0)
+    assert list(leaves) == ["C"]
+
+
+def test_code_switched_titles_swap_only_words_with_translations():
+    """bench/code_switch.py: p=1 swaps every word that has translations, p=0 none."""
+    from bench.code_switch import switched
+
+    lexicon = {"black": ["negro", "noir"], "shoes": ["zapatos"]}
+    texts = ["Nike Men Black Shoes", "Puma Cap"]
+    assert switched(texts, lexicon, 0.0, seed=1) == ["nike men black shoes", "puma cap"]
+    out = switched(texts, lexicon, 1.0, seed=1)
+    assert out[1] == "puma cap"
+    words = out[0].split()
+    assert words[:2] == ["nike", "men"] and words[2] in {"negro", "noir"} and words[3] == "zapatos"

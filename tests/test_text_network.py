@@ -97,3 +97,14 @@ def test_word_memo_tokenizer_gives_usem3s_token_ids():
     for text in texts[:50]:  # forgets and starts again past its limit
         assert small.encode(text) == plain.encode(text, out_type=int, add_bos=True, add_eos=True)
         assert len(small._words) <= 5
+
+
+def test_vocabulary_words_are_one_token_each():
+    """bench/code_switch.py embeds these words as the encoder reads them: one piece each."""
+    memo = use_multilingual.load_tokenizer()
+    vocabulary = memo.vocabulary_words()
+    assert len(vocabulary) > 10_000 and {"black", "negro", "schwarz", "noir"} <= set(vocabulary)
+    assert not any(w.startswith(memo.SEPARATOR) for w in vocabulary)
+    for word in vocabulary[1000:1200] + ["negro", "schwarz"]:
+        ids = memo.encode(word)
+        assert len(ids) == 3, (word, ids)  # BOS, the word's piece, EOS

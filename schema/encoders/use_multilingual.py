@@ -115,6 +115,13 @@ class WordMemoTokenizer:
         self._words: dict[str, list[int]] = {}
         self.by_word = not any(self.SEPARATOR in piece[1:] for piece in tokenizer._pieces)
 
+    def vocabulary_words(self) -> list[str]:
+        """The vocabulary's whole-word pieces (a separator and what follows), without the
+        separator, in vocabulary order: the words of its 16 languages the encoder reads as
+        one token (bench/code_switch.py looks up their nearest title words)."""
+        sep = self.SEPARATOR
+        return [piece[1:] for piece in self._tokenizer._pieces if piece.startswith(sep) and len(piece) > 1]
+
     def encode(self, text: str) -> list[int]:
         tok = self._tokenizer
         if not self.by_word:
