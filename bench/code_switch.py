@@ -92,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--c", type=float, default=0.1, help="the probes' C (bench/quality.py chooses 0.1 on calibration)")
     args = parser.parse_args(argv)
 
-    from bench.quality import TrainedModel, read_split, embedding_probe, ensure_trained, without_photo
+    from bench.quality import TrainedModel, embedding_probe, ensure_trained, read_split, text_blanked, without_photo
     from schema.catalog_reader import Product, read_catalog
     from schema.catalog_spec import load_spec
     from schema.encoders import get_text_encoder
@@ -155,30 +155,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("\n| the trained model | English calibration (photos removed) | "
           + " | ".join(f"translated {lang}" for lang in sorted(set(langs))) + " |")
     print("|---|---|" + "---|" * len(set(langs)))
-    for name, edit in (("as sent (word-mapped n-grams)", list), ("n-grams removed, sentence embedding kept", without_ngrams)):
+    for name, edit in (("as sent (word-mapped n-grams)", list), ("n-grams removed, sentence embedding kept", text_blanked)):
         on_translated = np.asarray(model.predict(edit(sent))) == truth
         print(f"| {name} | {_accuracy(model.predict(edit(calib_records)), calib.truth):.4f} | "
               + " | ".join(f"{on_translated[langs == lang].mean():.2f}" for lang in sorted(set(langs))) + " |")
     return 0
-
-
-def without_ngrams(examples: Sequence) -> list:
-    """Title, description and mapped title blanked, the sentence embedding of the title kept:
-    the model reads the sentence embedding (and the photo, if any) alone."""
-    import tensorflow as tf
-
-    from schema import features
-
-    out = []
-    for example in examples:
-        new = tf.train.Example()
-        new.CopyFrom(example)
-        for name in (features.TITLE, features.DESCRIPTION):
-            new.features.feature[name].bytes_list.value[:] = [b""]
-        if features.TITLE_MAPPED in new.features.feature:
-            del new.features.feature[features.TITLE_MAPPED]
-        out.append(new)
-    return out
 
 
 if __name__ == "__main__":

@@ -134,9 +134,15 @@ def without_photo(examples: Sequence) -> list:
 def without_text(examples: Sequence, cache) -> list:
     """Title and description blanked (the mapped title too); embeddings recomputed by the
     Embedder's function."""
-    import tensorflow as tf
-
     from schema.encoders import embed_examples
+
+    return embed_examples(text_blanked(examples), cache)
+
+
+def text_blanked(examples: Sequence) -> list:
+    """Title, description and mapped title blanked, the embeddings left as they were: with
+    the sentence embedding kept, the model reads it (and the photo, if any) without n-grams."""
+    import tensorflow as tf
 
     blanked = []
     for example in examples:
@@ -147,7 +153,7 @@ def without_text(examples: Sequence, cache) -> list:
         if features.TITLE_MAPPED in new.features.feature:
             del new.features.feature[features.TITLE_MAPPED]
         blanked.append(new)
-    return embed_examples(blanked, cache)
+    return blanked
 
 
 def without_word_mapping(examples: Sequence) -> list:

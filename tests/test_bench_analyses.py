@@ -77,3 +77,29 @@ def test_code_switched_titles_swap_only_words_with_translations():
     assert out[1] == "puma cap"
     words = out[0].split()
     assert words[:2] == ["nike", "men"] and words[2] in {"negro", "noir"} and words[3] == "zapatos"
+
+
+def test_text_blanked_keeps_the_embeddings_and_without_text_recomputes_them():
+    """bench/quality.py: `text_blanked` (the sentence embedding kept: the model's path without
+    n-grams) and `without_text` (as a product without text arrives: no sentence embedding)."""
+    import tensorflow as tf
+
+    from bench.quality import text_blanked, without_text
+    from schema import features
+
+    example = tf.train.Example()
+    feats = example.features.feature
+    feats[features.TITLE].bytes_list.value[:] = [b"Nike Men Black Shoes"]
+    feats[features.DESCRIPTION].bytes_list.value[:] = [b"running"]
+    feats[features.TITLE_MAPPED].bytes_list.value[:] = [b"nike men black shoes"]
+    feats[features.TEXT_EMBEDDING].float_list.value[:] = [0.5] * 512
+    feats[features.HAS_IMAGE].int64_list.value[:] = [0]
+    feats[features.IMAGE].bytes_list.value[:] = [b""]
+    (blanked,) = text_blanked([example])
+    assert blanked.features.feature[features.TITLE].bytes_list.value == [b""]
+    assert blanked.features.feature[features.DESCRIPTION].bytes_list.value == [b""]
+    assert features.TITLE_MAPPED not in blanked.features.feature
+    assert list(blanked.features.feature[features.TEXT_EMBEDDING].float_list.value) == [0.5] * 512
+    assert example.features.feature[features.TITLE].bytes_list.value == [b"Nike Men Black Shoes"]  # a copy
+    (no_text,) = without_text([example], None)
+    assert not any(no_text.features.feature[features.TEXT_EMBEDDING].float_list.value)
