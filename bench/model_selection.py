@@ -30,6 +30,9 @@ w * model path probability + (1 - w) * regression probability, for a few w. A mi
 clearly above both says they know different things (a case for combining them); one
 within noise of the better says their errors coincide.
 
+`--photo-knn K` also scores the photo-only row mixed with the K nearest train photos' vote
+(bench/photo_knn.py), as the TF-IDF mixture: w * model + (1 - w) * vote over the candidates.
+
 `--photo-fusion` also scores, on the calibration products with a photo, the model with the
 photo, its text path (photo removed) and bench/photo_fusion.py's gated late fusion of its
 text path and photo path (weights per level and gate fitted on one half of those products,
@@ -147,6 +150,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="the seed every variant trains from")
     parser.add_argument("--photo-fusion", action="store_true",
                         help="also score bench/photo_fusion.py's gated late fusion on the photo products")
+    parser.add_argument("--photo-knn", type=int, metavar="K",
+                        help="also score the photo-only row mixed with bench/photo_knn.py's K nearest train photos' vote")
     parser.add_argument("--tfidf-mixture", type=float, metavar="C",
                         help="also score mixtures with the TF-IDF logistic regression at this C")
     args = parser.parse_args(argv)
@@ -239,6 +244,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "photo products, text path": result["text path"],
                 "photo products, fused (cross-fitted)": result["fused (cross-fitted)"]}
 
+    def photo_knn_rows(model, x, beam):
+        """The photo-only path's beams mixed with the k nearest train photos' vote (w: the
+        model's weight; 1 = the model alone, 0 = the vote alone), on the photo products `x`."""
+        from bench.photo_knn import knn_vote_shares
+
+        train_images = train[features.IMAGE_EMBEDDING].numpy()
+        with_photo = np.any(train_images != 0, axis=1)
+        classes, shares = knn_vote_shares(train_images[with_photo], full_paths(taxonomy, truth_ids(train))[with_photo],
+                                          x[features.IMAGE_EMBEDDING].numpy(), args.photo_knn, 0.05)
+        paths, probs = model.beam_search(blank(x, ngrams=True, text_emb=True), beam, all_beams=True)
+        truth = [p if ok else None for p, ok in zip(full_paths(taxonomy, truth_ids(x)), representable(x))]
+        mixed = mixture_accuracies(full_paths(taxonomy, paths.numpy()), probs.numpy()[:, :, -1], classes, shares, truth)
+        return {f"photo only + {args.photo_knn}-NN w={w:g}": acc for w, acc in mixed.items()}
+
     has_photo = calib_photo = None
     if features.IMAGE_EMBEDDING in calib:
         has_photo = np.any(calib[features.IMAGE_EMBEDDING].numpy() != 0, axis=1)
@@ -318,6 +337,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.photo_fusion and has_photo is not None:
             row.update(photo_fusion_row(model, select(calib, has_photo), preset.beam_width,
                                         None if lr is None else (lr[0], lr[1][has_photo])))
+        if args.photo_knn and has_photo is not None:
+            row.update(photo_knn_rows(model, calib_photo, preset.beam_width))
         if lr is not None:
             paths, probs = model.beam_search(calib, preset.beam_width, all_beams=True)
             mixed = mixture_accuracies(full_paths(taxonomy, paths.numpy()), probs.numpy()[:, :, -1], *lr, calib_truth)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,27 +29,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 
-def knn_votes(train_emb: np.ndarray, train_truth: Sequence[str], query: np.ndarray, k: int,
-              temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """(leaf with the most vote, its share of the vote) per query row."""
+def knn_vote_shares(train_emb: np.ndarray, train_truth: Sequence[str], query: np.ndarray, k: int,
+                    temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(classes [C], each query row's share of the vote per class [N, C]): the k nearest
+    train rows (cosine, centred on the train mean) each vote exp(cosine / temperature) for
+    its class."""
     mean = train_emb.mean(axis=0)
 
     def unit(x):
         x = x - mean
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
+    classes, labels = np.unique(np.asarray(train_truth), return_inverse=True)
     sims = unit(query) @ unit(train_emb).T
     nearest = np.argsort(-sims, axis=1)[:, :k]
-    truth = np.asarray(train_truth)
-    leaves, shares = [], []
-    for row, idx in zip(sims, nearest):
-        votes: Counter = Counter()
-        for j in idx:
-            votes[truth[j]] += float(np.exp(row[j] / temperature))
-        leaf, mass = votes.most_common(1)[0]
-        leaves.append(leaf)
-        shares.append(mass / sum(votes.values()))
-    return np.asarray(leaves), np.asarray(shares)
+    votes = np.exp(np.take_along_axis(sims, nearest, axis=1) / temperature)
+    shares = np.zeros((len(query), len(classes)))
+    np.add.at(shares, (np.arange(len(query))[:, None], labels[nearest]), votes)
+    return classes, shares / shares.sum(axis=1, keepdims=True)
+
+
+def knn_votes(train_emb: np.ndarray, train_truth: Sequence[str], query: np.ndarray, k: int,
+              temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(class with the most vote, its share of the vote) per query row."""
+    classes, shares = knn_vote_shares(train_emb, train_truth, query, k, temperature)
+    best = shares.argmax(axis=1)
+    return classes[best], shares[np.arange(len(query)), best]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
