@@ -103,3 +103,33 @@ def test_text_blanked_keeps_the_embeddings_and_without_text_recomputes_them():
     assert example.features.feature[features.TITLE].bytes_list.value == [b"Nike Men Black Shoes"]  # a copy
     (no_text,) = without_text([example], None)
     assert not any(no_text.features.feature[features.TEXT_EMBEDDING].float_list.value)
+
+
+def test_the_mapped_title_embedding_is_added_only_where_a_word_was_mapped():
+    """bench/code_switch.py's variant: unit(original + mapped text's embedding) where the
+    mapper replaced a word; a title whose words it kept is untouched."""
+    import tensorflow as tf
+
+    from bench.code_switch import with_mapped_title_embedding
+    from schema import features
+
+    class Encoder:
+        def encode(self, texts):
+            assert texts == ["black shoes de piel"]
+            return np.array([[0.0, 1.0] + [0.0] * 510], np.float32)
+
+    def example(title, mapped, description=""):
+        ex = tf.train.Example()
+        feats = ex.features.feature
+        feats[features.TITLE].bytes_list.value.append(title.encode())
+        feats[features.TITLE_MAPPED].bytes_list.value.append(mapped.encode())
+        feats[features.DESCRIPTION].bytes_list.value.append(description.encode())
+        feats[features.TEXT_EMBEDDING].float_list.value[:] = [1.0] + [0.0] * 511
+        return ex
+
+    out = with_mapped_title_embedding([example("Zapatos negros", "black shoes", "de piel"),
+                                       example("Black Shoes!", "black shoes")], Encoder())
+    first = np.array(out[0].features.feature[features.TEXT_EMBEDDING].float_list.value)
+    np.testing.assert_allclose(first[:2], [2 ** -0.5, 2 ** -0.5], atol=1e-6)
+    second = np.array(out[1].features.feature[features.TEXT_EMBEDDING].float_list.value)
+    assert second[0] == 1.0 and not second[1:].any()
