@@ -1,6 +1,7 @@
-"""The two analyses behind BENCHMARKS.md's "The model and TF-IDF" table (Model selection): they
-decide what is reported as label noise and as complementary errors, so they are checked on
-hand-made cases."""
+"""The analyses behind BENCHMARKS.md's tables, checked on hand-made cases: what is reported as
+label noise and as complementary errors ("The model and TF-IDF", Model selection), the
+intervals of bench/quality.py's rows, and the issue 19 benches' votes, code-switched titles and
+example edits ("What was tried for issue 19")."""
 import numpy as np
 
 from bench.model_selection import mixture_accuracies

@@ -1,4 +1,4 @@
-"""The two photo benches behind BENCHMARKS.md's "Photos: ..." tables: the split image
+"""The photo benches behind BENCHMARKS.md's "What was tried for issue 19" rows: the split image
 network of bench/image_finetune.py must be the encoder's own network, and the gated fusion
 of bench/photo_fusion.py must leave a confident text prediction alone."""
 import numpy as np
