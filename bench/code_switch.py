@@ -134,13 +134,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     english = {r.id: r.title for r in read_catalog(args.catalog / "products.csv", spec) if isinstance(r, Product)}
     originals = _unit(encoder.encode([english[p.id.rsplit("-", 1)[0]] for p in products]))
-    cosine = np.sum(_unit(translated) * originals, axis=1)
-    sims = _unit(translated) @ _unit(train.text_emb).T
+    translated_unit = _unit(translated)
+    cosine = np.sum(translated_unit * originals, axis=1)
+    sims = translated_unit @ _unit(train.text_emb).T
     train_truth = np.asarray(train.truth)
     nearest = train_truth[sims.argmax(axis=1)] == truth
     ten = np.argsort(-sims, axis=1)[:, :10]
     vote = np.array([Counter(train_truth[row]).most_common(1)[0][0] for row in ten]) == truth
-    in_train = np.array([p.id.rsplit("-", 1)[0] in set(train.ids) for p in products])
+    train_ids = set(train.ids)
+    in_train = np.array([p.id.rsplit("-", 1)[0] in train_ids for p in products])
     print("\n| translated titles | products | cosine with the English title, mean (min) | 1-NN leaf | 10-NN vote |")
     print("|---|---|---|---|---|")
     for name, mask in (("English title in the train split", in_train), ("not in the train split", ~in_train)):
